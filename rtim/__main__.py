@@ -1,0 +1,3 @@
+from rtim.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""One module per `rtim` command; each defines `register(app)`."""

@@ -1,0 +1,1 @@
+"""The imperative shell's Kafka side: client configuration, embedded broker, topics."""
