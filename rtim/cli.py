@@ -92,7 +92,8 @@ for _name in _COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `rtim` script: one clear line on error, exit code ≠ 0."""
     try:
-        app(args=argv, standalone_mode=False, prog_name="rtim")
+        # without standalone mode, `typer.Exit(n)` inside a command comes back as a return value
+        rv = app(args=argv, standalone_mode=False, prog_name="rtim")
     except RtimError as exc:
         print(f"rtim: error: {exc}", file=sys.stderr)
         sys.exit(1)
@@ -108,3 +109,4 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code or 2)
     except KeyboardInterrupt:
         sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)
