@@ -1,0 +1,1 @@
+"""The functional core: pure logic with no Kafka, Faust or I/O imports."""
