@@ -1,0 +1,90 @@
+"""One step of the customer pipeline, pure: (profile, event or clock) → (profile, emits).
+
+The worker (imperative shell) decodes records, loads profiles, calls `Engine.on_event` /
+`Engine.on_timers`, and persists and routes what comes back. The backtest calls the very same
+methods, so a replay of the same topics reproduces live decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rtim.core.events import Event
+from rtim.core.profile import Profile, apply, is_redelivery
+
+__all__ = ["Decider", "Emit", "Engine", "StepContext", "StepResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """A record to produce: logical topic, key, Avro schema name, record."""
+
+    topic: str
+    key: str
+    schema: str
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StepContext:
+    """What a step may know about its surroundings (all of it deterministic input)."""
+
+    partition: int = -1
+    input_offsets: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class StepResult:
+    """The new profile (the same object if nothing changed) and the records to emit."""
+
+    profile: Profile
+    emits: list[Emit]
+    applied: bool = True
+
+
+class Decider(Protocol):
+    """The decision logic behind the engine (see rtim.core.decisioning)."""
+
+    def on_applied(
+        self, before: Profile, after: Profile, event: Event, ctx: StepContext
+    ) -> tuple[Profile, list[Emit]]:
+        """React to an applied event: answer requests, fire triggers, attribute outcomes."""
+        ...
+
+    def on_timers(self, profile: Profile, now: int, ctx: StepContext) -> tuple[Profile, list[Emit]]:
+        """Handle the profile's timers due at `now` (event time)."""
+        ...
+
+
+class Engine:
+    """Applies events to profiles and lets the decider react; pure given its decider."""
+
+    def __init__(self, decider: Decider, dedup_window: int = 16) -> None:
+        self.decider = decider
+        self.dedup_window = dedup_window
+
+    def on_event(self, profile: Profile, event: Event, ctx: StepContext) -> StepResult:
+        """Apply `event` (once) and return the new profile and what to emit."""
+        if is_redelivery(profile, event, self.dedup_window):
+            return StepResult(profile, [], applied=False)
+        after = apply(profile, event, self.dedup_window)
+        if after.get("erased_ts"):
+            return StepResult(after, self._erased_answer(after, event))
+        after, emits = self.decider.on_applied(profile, after, event, ctx)
+        return StepResult(after, emits)
+
+    def on_timers(self, profile: Profile, now: int, ctx: StepContext) -> StepResult:
+        """Fire the profile's timers that are due at `now`."""
+        timers = profile.get("timers", ())
+        if not timers or timers[0][0] > now:
+            return StepResult(profile, [], applied=False)
+        after, emits = self.decider.on_timers(profile, now, ctx)
+        return StepResult(after, emits)
+
+    def _erased_answer(self, profile: Profile, event: Event) -> list[Emit]:
+        answer: Callable[[Profile, Event], list[Emit]] | None = getattr(
+            self.decider, "answer_erased", None
+        )
+        return answer(profile, event) if answer and event.kind == "request" else []

@@ -1,0 +1,162 @@
+"""Features: what a decision knows about a customer at a moment, as a flat, named dict.
+
+The same function serves conditions in the strategy, the models and the decision log (the
+feature snapshot), so an explanation always shows the values the decision really used.
+Durations are measured against `now` (event time), never the wall clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from rtim.core.profile import DAY_MS, WINDOW_DAYS, Profile
+
+__all__ = [
+    "CHANNELS",
+    "FEATURE_FAMILIES",
+    "FEATURE_NAMES",
+    "FeatureValue",
+    "Features",
+    "compute_features",
+    "is_known_feature",
+]
+
+FeatureValue = str | int | float | bool | None
+Features = dict[str, FeatureValue]
+
+CHANNELS: Final = ("web", "push", "email", "sms", "call_center", "outbound_call")
+
+FEATURE_NAMES: Final[frozenset[str]] = frozenset(
+    {
+        "age", "segment", "tenure_days", "customer_value", "is_anonymous",
+        "cart_value", "cart_items", "minutes_since_add_to_cart", "session_page_views",
+        "minutes_since_last_activity", "minutes_since_checkout",
+        "purchases_30d", "purchase_amount_30d", "refunds_30d", "last_purchase_amount",
+        "days_since_last_purchase", "declined_payments",
+        "credit_check_status", "days_since_credit_check", "salary_amount",
+        "days_since_salary",
+        "has_open_complaint", "open_complaints", "minutes_since_complaint",
+        "last_complaint_severity", "complaints_90d",
+        "contacts_today", "contacts_7d",
+        "hour_of_day", "day_of_week", "channel", "placement", "trigger",
+    }
+)  # fmt: skip
+# Families of features whose suffix is data: attr.<name>, context.<name>, consent.<channel>, …
+FEATURE_FAMILIES: Final = (
+    "attr.",
+    "context.",
+    "consent.",
+    "contacts_today.",
+    "category_interest.",
+)
+
+_MINUTE: Final = 60_000
+
+
+def is_known_feature(name: str) -> bool:
+    """True if `name` is a feature (or a member of a feature family) rtim computes."""
+    return name in FEATURE_NAMES or any(
+        name.startswith(f) and len(name) > len(f) for f in FEATURE_FAMILIES
+    )
+
+
+def _minutes(now: int, ts: int) -> float | None:
+    return round((now - ts) / _MINUTE, 2) if ts else None
+
+
+def _days(now: int, ts: int) -> float | None:
+    return round((now - ts) / DAY_MS, 3) if ts else None
+
+
+def _as_number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def compute_features(
+    profile: Profile,
+    now: int,
+    *,
+    channel: str | None = None,
+    placement: str | None = None,
+    context: Mapping[str, str] | None = None,
+    trigger: str | None = None,
+    tz: ZoneInfo | None = None,
+) -> Features:
+    """The feature snapshot of `profile` at event time `now` (epoch ms)."""
+    attributes = profile.get("attributes", {})
+    day_now = now // DAY_MS
+    purchases = [d for d in profile.get("purchase_days", ()) if d[0] > day_now - WINDOW_DAYS]
+    refunds = [d for d in profile.get("refund_days", ()) if d[0] > day_now - WINDOW_DAYS]
+    cart = profile.get("cart", {})
+    open_complaints = profile.get("open_complaints", {})
+    credit = profile.get("credit_check")
+    salary = profile.get("last_salary")
+    contacts = profile.get("contacts", ())
+    day_start = now - (now % DAY_MS)
+    contacts_today = [c for c in contacts if day_start <= c[0] <= now]
+    purchase_amount = round(sum(d[2] for d in purchases), 2)
+    salary_amount = salary[1] if salary else 0.0
+    local = datetime.fromtimestamp(now / 1000, tz or UTC)
+    created = profile.get("created_ts", 0)
+
+    f: Features = {
+        "age": _as_number(attributes.get("age")),
+        "segment": attributes.get("segment"),
+        "tenure_days": _days(now, created),
+        # an estimate of monthly value: recent spend plus a share of income
+        "customer_value": round(purchase_amount + 0.1 * salary_amount, 2),
+        "is_anonymous": not attributes
+        and not profile.get("linked_ids")
+        and bool(profile.get("anonymous_ids")),
+        "cart_value": round(sum(q * price for q, price, _c, _t in cart.values()), 2),
+        "cart_items": sum(q for q, _p, _c, _t in cart.values()),
+        "minutes_since_add_to_cart": _minutes(now, profile.get("last_add_to_cart_ts", 0)),
+        "session_page_views": profile.get("session_page_views", 0),
+        "minutes_since_last_activity": _minutes(now, profile.get("last_activity_ts", 0)),
+        "minutes_since_checkout": _minutes(now, profile.get("last_checkout_ts", 0)),
+        "purchases_30d": sum(d[1] for d in purchases),
+        "purchase_amount_30d": purchase_amount,
+        "refunds_30d": sum(d[1] for d in refunds),
+        "last_purchase_amount": profile.get("last_purchase_amount", 0.0),
+        "days_since_last_purchase": _days(now, profile.get("last_purchase_ts", 0)),
+        "declined_payments": profile.get("declined_payments", 0),
+        "credit_check_status": credit[0] if credit else None,
+        "days_since_credit_check": _days(now, credit[1]) if credit else None,
+        "salary_amount": salary_amount,
+        "days_since_salary": _days(now, salary[0]) if salary else None,
+        "has_open_complaint": bool(open_complaints),
+        "open_complaints": len(open_complaints),
+        "minutes_since_complaint": _minutes(now, profile.get("last_complaint_ts", 0)),
+        "last_complaint_severity": profile.get("last_complaint_severity"),
+        "complaints_90d": sum(
+            1 for t in profile.get("complaint_times", ()) if t > now - 90 * DAY_MS
+        ),
+        "contacts_today": len(contacts_today),
+        "contacts_7d": sum(1 for c in contacts if now - 7 * DAY_MS < c[0] <= now),
+        "hour_of_day": local.hour,
+        "day_of_week": local.isoweekday(),
+        "channel": channel,
+        "placement": placement,
+        "trigger": trigger,
+    }
+    for name, value in attributes.items():
+        f["attr." + name] = value
+    if context:
+        for name, value in context.items():
+            f["context." + name] = value
+    for ch, (granted, _ts) in profile.get("consent", {}).items():
+        f["consent." + ch] = granted
+    for _ts, ch, _offer in contacts_today:
+        key = "contacts_today." + ch
+        f[key] = int(f.get(key) or 0) + 1
+    for category, count in profile.get("category_interest", {}).items():
+        f["category_interest." + category] = count
+    return f
