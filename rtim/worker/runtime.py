@@ -1,0 +1,540 @@
+"""The customer worker: consumes the co-partitioned inputs and keeps the golden record.
+
+Processing protocol, per batch of records (at-least-once delivery, exactly-once effects):
+
+1. decode and validate each record; anything bad becomes a DeadLetter output;
+2. per partition, merge the input topics by event time (each topic keeps its offset order) and
+   run the pure engine: profile ← apply(profile, event); decisions and other emits;
+3. fire the timers that are due (event-time watermark or wall clock);
+4. produce the outputs and **wait for their acks**;
+5. produce the changed profiles, then a partition meta record, to the changelog, and wait;
+6. write profiles, timer index and meta to RocksDB in one atomic WriteBatch;
+7. commit the input offsets.
+
+A crash anywhere re-delivers the batch. Step 5 comes after 4, so a profile in the changelog
+implies its outputs were delivered; the offset markers inside each profile (and the partition
+meta) make the re-delivered records no-ops, while a record whose state never reached the
+changelog is processed again and — decisions being deterministic — re-emits the same ids.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import signal
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from rtim.core.engine import Emit, Engine, StepContext
+from rtim.core.events import KIND_BY_TOPIC, SCHEMA_BY_KIND, Event, make_event
+from rtim.core.profile import Profile, decode_profile, encode_profile, new_profile
+from rtim.core.validation import validate_record
+from rtim.errors import BrokerError, DecodeError, RtimError, ValidationError
+from rtim.kafka.config import consumer_config, producer_config
+from rtim.logs import get_logger
+from rtim.serde.codec import Codec
+from rtim.settings import Settings
+from rtim.worker.store import PartitionMeta, PartitionStore, timer_key
+
+__all__ = ["CustomerWorker", "WorkerStats"]
+
+log = get_logger("worker")
+
+CHANGELOG_TOPIC = "rtim.changelog.customer"
+DLQ_TOPIC = "rtim.dlq"
+_META_KEY = b"\x00meta"
+# merge order for records with equal timestamps: state-changing inputs before requests
+_KIND_RANK = {"profile": 0, "txn": 1, "complaint": 2, "click": 3, "outcome": 4, "request": 5}
+_CACHE_PER_PARTITION = 50_000
+_IDLE_WAIT_S = 0.1  # longest sleep without input: wall-clock timers fire at most this late
+
+
+@dataclass
+class WorkerStats:
+    """Counters of a worker's life, cheap to update once per batch."""
+
+    batches: int = 0
+    records: int = 0
+    applied: int = 0
+    skipped: int = 0  # redelivered or duplicate
+    dead_letters: int = 0
+    timers_fired: int = 0
+    emitted: Counter[str] = field(default_factory=Counter)
+    dlq_reasons: Counter[str] = field(default_factory=Counter)
+    last_batch_ms: float = 0.0
+
+
+@dataclass
+class _Task:
+    """What the worker holds for one assigned partition."""
+
+    partition: int
+    store: PartitionStore
+    meta: PartitionMeta
+    cache: OrderedDict[str, Profile] = field(default_factory=OrderedDict)
+    timers: list[tuple[int, str]] = field(default_factory=list)  # heap of (due, customer)
+    # timers of each customer changed in the current batch, as last persisted (index diff)
+    persisted_timers: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    touched: bool = False  # anything to persist in the current batch
+
+
+class CustomerWorker:
+    """Runs the customer pipeline until `stop()`; see the module docstring for the protocol."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        codec: Codec | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_batch: Callable[[WorkerStats], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.codec = codec or Codec(settings)
+        self.clock = clock
+        self.on_batch = on_batch
+        self.stats = WorkerStats()
+        self._stop = threading.Event()
+        self._tasks: dict[int, _Task] = {}
+        self._kind_by_physical = {settings.topic(t): k for t, k in KIND_BY_TOPIC.items()}
+        self._changelog = settings.topic(CHANGELOG_TOPIC)
+        self._state_dir = Path(settings.data_dir) / "customer"
+        self._delivery_errors: list[str] = []
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the loop to finish its current batch and leave the group."""
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        """Stop cleanly on SIGINT / SIGTERM (main thread only)."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def run(self) -> WorkerStats:
+        """Consume and process until stopped. Returns the final counters."""
+        self._producer = Producer(
+            producer_config(self.settings, **{"linger.ms": 1, "error_cb": self._on_error})
+        )
+        self._consumer = Consumer(
+            consumer_config(
+                self.settings,
+                self.settings.group(self.settings.group_id),
+                **{"error_cb": self._on_error, "max.partition.fetch.bytes": 4 * 1024 * 1024},
+            )
+        )
+        topics = sorted(self._kind_by_physical)
+        self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        log.info(
+            "worker started",
+            topics=topics,
+            group=self.settings.group(self.settings.group_id),
+            pid=os.getpid(),
+        )
+        try:
+            while not self._stop.is_set():
+                self._poll_once()
+        finally:
+            self._shutdown()
+        return self.stats
+
+    def _shutdown(self) -> None:
+        consumer, producer = self._consumer, self._producer
+        if producer is not None:
+            producer.flush(10)
+        if consumer is not None:
+            try:
+                consumer.close()  # leaves the group; triggers on_revoke
+            except KafkaException as exc:
+                log.warning("consumer close failed", error=str(exc))
+        for task in list(self._tasks.values()):
+            task.store.close()
+        self._tasks.clear()
+        log.info("worker stopped", applied=self.stats.applied, dead_letters=self.stats.dead_letters)
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            log.error("fatal kafka error", error=str(err))
+            self._delivery_errors.append(str(err))
+            self.stop()
+        else:
+            log.debug("kafka error", error=str(err))
+
+    # --- the batch --------------------------------------------------------------------------
+    def _poll_once(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        batch = self.settings.batch_size
+        # take what is already fetched; if nothing, wait for the first record only (a wait for a
+        # full batch would add its timeout to every request's latency), then drain the rest.
+        messages = consumer.consume(batch, 0)
+        if not messages:
+            messages = consumer.consume(1, _IDLE_WAIT_S)
+            if messages and batch > 1:
+                messages.extend(consumer.consume(batch - 1, self.settings.batch_timeout_ms / 1000))
+        if self._delivery_errors:
+            raise BrokerError(f"producer failed: {self._delivery_errors[0]}")
+        if not messages:
+            if self._tasks and self.settings.timer_clock == "wall":
+                self._process([])  # timers still fire when no input arrives
+            return
+        self._process(messages)
+
+    def _process(self, messages: list[Message]) -> None:
+        started = time.perf_counter()
+        now_ms = int(self.clock() * 1000)
+        emits: list[Emit] = []
+        dirty: dict[int, dict[str, Profile]] = {}
+        by_partition: dict[int, dict[str, list[Event]]] = {}
+        commit: dict[tuple[str, int], int] = {}
+        records = 0
+        for message in messages:
+            err = message.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consume error", error=str(err))
+                continue
+            records += 1
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            commit[(topic, partition)] = offset + 1
+            task = self._tasks.get(partition)
+            kind = self._kind_by_physical.get(topic)
+            if task is None or kind is None:
+                continue  # revoked meanwhile; the next owner processes it
+            if offset <= task.meta.inputs.get(kind, -1):
+                self.stats.skipped += 1  # processed before a crash, not yet committed
+                continue
+            task.meta.inputs[kind] = offset
+            task.touched = True
+            event = self._decode(message, kind, now_ms, emits)
+            if event is not None:
+                by_partition.setdefault(partition, {}).setdefault(kind, []).append(event)
+
+        clock_is_event = self.settings.timer_clock == "event"
+        for partition in sorted(set(by_partition) | set(self._tasks)):
+            task = self._tasks.get(partition)
+            if task is None:
+                continue
+            changed = dirty.setdefault(partition, {})
+            streams = by_partition.get(partition, {})
+            for event in _merge_by_time(streams):
+                if clock_is_event and task.timers and task.timers[0][0] <= event.ts:
+                    self._fire_timers(task, event.ts, changed, emits)
+                self._apply(task, event, changed, emits)
+                if event.ts > task.meta.watermark:
+                    task.meta.watermark = event.ts
+                    task.touched = True
+            clock = task.meta.watermark if clock_is_event else now_ms
+            if task.timers and task.timers[0][0] <= clock:
+                self._fire_timers(task, clock, changed, emits)
+
+        self._publish(emits)
+        self._persist(dirty)
+        if commit and self._consumer is not None:
+            offsets = [TopicPartition(t, p, o) for (t, p), o in commit.items() if p in self._tasks]
+            if offsets:
+                self._consumer.commit(offsets=offsets, asynchronous=True)
+        self.stats.batches += 1
+        self.stats.records += records
+        for e in emits:
+            self.stats.emitted[e.topic] += 1
+        self.stats.last_batch_ms = (time.perf_counter() - started) * 1000
+        if self.on_batch is not None:
+            self.on_batch(self.stats)
+
+    def _decode(self, message: Message, kind: str, now_ms: int, emits: list[Emit]) -> Event | None:
+        value = message.value()
+        key = message.key()
+        try:
+            if value is None:
+                raise DecodeError("null value")
+            if len(value) > self.settings.max_message_bytes:
+                raise DecodeError(
+                    f"message of {len(value)} bytes exceeds the limit of "
+                    f"{self.settings.max_message_bytes} (RTIM_MAX_MESSAGE_BYTES)"
+                )
+            schema = SCHEMA_BY_KIND[kind]
+            _name, record = self.codec.decode(value, expected=schema)
+            validate_record(
+                schema, record, now_ms=now_ms, max_future_ms=self.settings.max_future_ms, key=key
+            )
+            return make_event(kind, record, message.offset())
+        except RtimError as exc:
+            self._dead_letter(message, exc, now_ms, emits)
+        except Exception as exc:  # a decoder bug must not stop the worker: keep the record
+            log.exception("unexpected decode failure", topic=message.topic())
+            self._dead_letter(message, exc, now_ms, emits)
+        return None
+
+    def _dead_letter(
+        self, message: Message, exc: Exception, now_ms: int, emits: list[Emit]
+    ) -> None:
+        kind = {DecodeError: "decode", ValidationError: "validation"}.get(type(exc), "internal")
+        reason = str(exc) if isinstance(exc, RtimError) else f"{type(exc).__name__}: {exc}"
+        key = message.key()
+        emits.append(
+            Emit(
+                DLQ_TOPIC,
+                key.decode("utf-8", "replace") if key else "",
+                "DeadLetter",
+                {
+                    "source_topic": message.topic(),
+                    "partition": message.partition(),
+                    "offset": message.offset(),
+                    "key": key,
+                    "value": message.value(),
+                    "error": reason,
+                    "ts": now_ms,
+                    "error_kind": kind,
+                },
+            )
+        )
+        self.stats.dead_letters += 1
+        self.stats.dlq_reasons[kind] += 1
+
+    def _load(self, task: _Task, customer_id: str) -> Profile:
+        profile = task.cache.get(customer_id)
+        if profile is not None:
+            task.cache.move_to_end(customer_id)
+            return profile
+        raw = task.store.get(customer_id)
+        profile = decode_profile(raw) if raw is not None else new_profile(customer_id)
+        task.cache[customer_id] = profile
+        if len(task.cache) > _CACHE_PER_PARTITION:
+            task.cache.popitem(last=False)
+        return profile
+
+    def _context(self, task: _Task) -> StepContext:
+        return StepContext(partition=task.partition, input_offsets=dict(task.meta.inputs))
+
+    def _apply(
+        self, task: _Task, event: Event, changed: dict[str, Profile], emits: list[Emit]
+    ) -> None:
+        profile = self._load(task, event.customer_id)
+        try:
+            result = self.engine.on_event(profile, event, self._context(task))
+        except Exception as exc:  # a bug on one event must not stop everyone else
+            log.exception("processing failed", customer_id=event.customer_id, kind=event.kind)
+            self.stats.dead_letters += 1
+            self.stats.dlq_reasons["internal"] += 1
+            emits.append(self._internal_dead_letter(task, event, exc))
+            return
+        if not result.applied:
+            self.stats.skipped += 1
+            return
+        self.stats.applied += 1
+        self._remember(task, profile, result.profile, changed)
+        emits.extend(result.emits)
+
+    def _internal_dead_letter(self, task: _Task, event: Event, exc: Exception) -> Emit:
+        topic = next(t for t, k in KIND_BY_TOPIC.items() if k == event.kind)
+        return Emit(
+            DLQ_TOPIC,
+            event.customer_id,
+            "DeadLetter",
+            {
+                "source_topic": self.settings.topic(topic),
+                "partition": task.partition,
+                "offset": event.offset,
+                "key": event.customer_id.encode(),
+                # the decoded record, re-encoded: the same Avro bytes as the original body
+                "value": self.codec.encode(SCHEMA_BY_KIND[event.kind], event.record),
+                "error": f"processing failed: {type(exc).__name__}: {exc}",
+                "ts": int(self.clock() * 1000),
+                "error_kind": "internal",
+            },
+        )
+
+    def _fire_timers(
+        self, task: _Task, clock: int, changed: dict[str, Profile], emits: list[Emit]
+    ) -> None:
+        seen: set[str] = set()
+        while task.timers and task.timers[0][0] <= clock:
+            _due, customer_id = heapq.heappop(task.timers)
+            if customer_id in seen:
+                continue
+            seen.add(customer_id)
+            profile = self._load(task, customer_id)
+            try:
+                result = self.engine.on_timers(profile, clock, self._context(task))
+            except Exception:
+                log.exception("timer failed", customer_id=customer_id)
+                continue
+            if result.applied:
+                self.stats.timers_fired += 1
+                self._remember(task, profile, result.profile, changed)
+                emits.extend(result.emits)
+
+    def _remember(
+        self, task: _Task, before: Profile, after: Profile, changed: dict[str, Profile]
+    ) -> None:
+        customer_id = after["customer_id"]
+        task.cache[customer_id] = after
+        task.touched = True
+        if customer_id not in changed:
+            # first change of this customer in the batch: `before` is what is persisted
+            task.persisted_timers[customer_id] = before.get("timers", ())
+        changed[customer_id] = after
+        before_dues = {t[0] for t in before.get("timers", ())}
+        for timer in after.get("timers", ()):
+            if timer[0] not in before_dues:
+                heapq.heappush(task.timers, (timer[0], customer_id))
+
+    # --- output and persistence -----------------------------------------------------------------
+    def _publish(self, emits: Iterable[Emit]) -> None:
+        producer = self._producer
+        assert producer is not None
+        errors = self._delivery_errors
+        pending = 0
+        for emit in emits:
+            topic = self.settings.topic(emit.topic)
+            value = self.codec.encode(emit.schema, emit.record, topic=topic)
+            self._produce(producer, topic, emit.key.encode(), value, ts=emit.record.get("ts"))
+            pending += 1
+        if pending:
+            self._flush(producer)
+        if errors:
+            raise BrokerError(f"could not deliver outputs: {errors[0]}")
+
+    def _produce(
+        self,
+        producer: Producer,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        *,
+        ts: int | None = None,
+        partition: int | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {"on_delivery": self._on_delivery}
+        if ts:
+            kwargs["timestamp"] = ts
+        if partition is not None:
+            kwargs["partition"] = partition
+        while True:
+            try:
+                producer.produce(topic, value, key, **kwargs)
+                return
+            except BufferError:
+                producer.poll(0.05)  # local queue full: let deliveries drain
+
+    def _on_delivery(self, err: KafkaError | None, message: Message) -> None:
+        if err is not None:
+            self._delivery_errors.append(f"{message.topic()}: {err}")
+        elif message.topic() == self._changelog:
+            task = self._tasks.get(message.partition())
+            if task is not None and message.offset() > task.meta.changelog_offset:
+                task.meta.changelog_offset = message.offset()
+
+    def _flush(self, producer: Producer) -> None:
+        remaining = producer.flush(30)
+        if remaining:
+            raise BrokerError(f"{remaining} records not acknowledged by the broker in 30 s")
+
+    def _persist(self, dirty: dict[int, dict[str, Profile]]) -> None:
+        producer = self._producer
+        assert producer is not None
+        encoded: dict[int, dict[str, bytes]] = {}
+        for partition, profiles in dirty.items():
+            task = self._tasks.get(partition)
+            if task is None or not task.touched:
+                continue
+            values = {cid: encode_profile(p) for cid, p in profiles.items()}
+            encoded[partition] = values
+            for cid, value in values.items():
+                self._produce(producer, self._changelog, cid.encode(), value, partition=partition)
+        if not encoded:
+            return
+        self._flush(producer)
+        # The meta record goes last, in a produce batch of its own: if it is in the changelog,
+        # so is the batch before it, and the partition's end offset is exact even on brokers
+        # whose high watermark only counts whole batches (see docs/architecture.md).
+        for partition in encoded:
+            meta = self._tasks[partition].meta.encode()
+            self._produce(producer, self._changelog, _META_KEY, meta, partition=partition)
+        self._flush(producer)
+        if self._delivery_errors:
+            raise BrokerError(f"could not write the changelog: {self._delivery_errors[0]}")
+        for partition, values in encoded.items():
+            task = self._tasks[partition]
+            added: list[bytes] = []
+            removed: list[bytes] = []
+            for cid in values:
+                old = {t[0] for t in task.persisted_timers.get(cid, ())}
+                new = {t[0] for t in dirty[partition][cid].get("timers", ())}
+                added.extend(timer_key(d, cid) for d in new - old)
+                removed.extend(timer_key(d, cid) for d in old - new)
+            task.store.write(dict(values), added, removed, task.meta)
+            task.persisted_timers = {}
+            task.touched = False
+
+    # --- rebalancing ------------------------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        numbers = sorted({tp.partition for tp in partitions})
+        for number in numbers:
+            if number not in self._tasks:
+                self._tasks[number] = self._open_task(number)
+        # start each input where the local state says it stopped (it may be ahead of the
+        # committed offsets if the last commit was lost)
+        committed = {
+            (tp.topic, tp.partition): tp.offset
+            for tp in consumer.committed(
+                [TopicPartition(tp.topic, tp.partition) for tp in partitions], 30
+            )
+        }
+        for tp in partitions:
+            task = self._tasks[tp.partition]
+            kind = self._kind_by_physical.get(tp.topic)
+            done = task.meta.inputs.get(kind, -1) if kind else -1
+            if done >= 0 and committed.get((tp.topic, tp.partition), -1) < done + 1:
+                tp.offset = done + 1
+        consumer.assign(partitions)
+        log.info("partitions assigned", partitions=numbers)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        numbers = sorted({tp.partition for tp in partitions})
+        for number in numbers:
+            task = self._tasks.pop(number, None)
+            if task is not None:
+                task.store.close()
+        log.info("partitions revoked", partitions=numbers)
+
+    def _open_task(self, partition: int) -> _Task:
+        path = self._state_dir / f"p{partition}"
+        store = PartitionStore(path)
+        restored = self._restore(partition, store)
+        if restored is None:  # local state is ahead of the changelog: it is not ours, rebuild
+            store.close()
+            PartitionStore.destroy(path)
+            store = PartitionStore(path)
+            restored = self._restore(partition, store) or 0
+        timers = [(due, cid) for due, cid in store.due_timers(2**62, limit=10**9)]
+        heapq.heapify(timers)
+        log.info("partition ready", partition=partition, restored=restored, timers=len(timers))
+        return _Task(partition, store, store.meta, timers=timers)
+
+    def _restore(self, partition: int, store: PartitionStore) -> int | None:
+        """Bring the local store up to the changelog's end; None if the store is ahead."""
+        from rtim.worker.changelog import restore_partition
+
+        return restore_partition(self.settings, self._changelog, partition, store)
+
+
+def _merge_by_time(streams: dict[str, list[Event]]) -> Iterable[Event]:
+    """Merge per-topic event lists by event time; each list keeps its own (offset) order."""
+    if not streams:
+        return ()
+    if len(streams) == 1:
+        return next(iter(streams.values()))
+    return heapq.merge(*streams.values(), key=lambda e: (e.ts, _KIND_RANK[e.kind], e.offset))
