@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rtim.paths import contract_dir
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "get_settings", "settings_table"]
 
 
 class Settings(BaseSettings):
@@ -68,7 +68,7 @@ class Settings(BaseSettings):
         5, ge=0, description="Longest wait for the first record of a batch."
     )
     dedup_window: int = Field(
-        32, ge=1, description="Recent event ids remembered per customer to drop duplicates."
+        16, ge=1, description="Recent event ids remembered per customer to drop duplicates."
     )
     max_future_ms: int = Field(
         24 * 3600 * 1000,
@@ -86,6 +86,22 @@ class Settings(BaseSettings):
     )
     strategy: Path = Field(
         contract_dir("strategies") / "example.yaml", description="Strategy file (YAML)."
+    )
+    seed: int = Field(
+        0, description="Seed of the decision policy's random draws (with the decision id)."
+    )
+
+    # --- learning ----------------------------------------------------------------------------
+    learner_group_id: str = Field(
+        "rtim.learner", description="Consumer group of the learners (one writer per model)."
+    )
+    model_publish_ms: int = Field(
+        250, ge=10, description="Longest delay between a model learning and its snapshot."
+    )
+    model_key: SecretStr | None = Field(
+        None,
+        description="HMAC key that signs and verifies model snapshots; set it in production "
+        "(unset: an unkeyed digest detects corruption, not forgery).",
     )
 
     # --- embedded broker and dev -------------------------------------------------------------
@@ -125,3 +141,19 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting (docs/configuration.md embeds it; a test checks)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, Path) and default.is_absolute():
+            default = f"<rtim>/{default.parent.name}/{default.name}"  # the bundled file
+        shown = (
+            ""
+            if default is None
+            else f"`{json.dumps(default) if isinstance(default, dict) else default}`"
+        )
+        rows.append(f"| `RTIM_{name.upper()}` | {shown} | {field.description or ''} |")
+    return "\n".join(rows) + "\n"
