@@ -1,0 +1,1 @@
+"""The learning loop's shell: the learner (one writer per model) and the model registry."""
