@@ -1,0 +1,156 @@
+"""`rtim dev`: the whole product on one machine — broker, topics, worker, simulator, live view.
+
+Starts the embedded broker (unless RTIM_BROKER is set), applies the topics, starts a worker
+process (`rtim worker --timer-clock event`, because the simulation runs faster than the wall
+clock), runs the simulator (customers, channels asking for decisions, channel adapters that
+deliver and report outcomes), shows live progress, and writes a summary (JSON + HTML) into the
+run directory. Ctrl-C stops everything cleanly, children included.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    """Add `rtim dev`."""
+    app.command("dev")(dev)
+
+
+def dev(  # noqa: PLR0917 - typer maps parameters to options
+    duration: Annotated[
+        float, typer.Option("--duration", min=1.0, help="Seconds of simulated traffic.")
+    ] = 180.0,
+    customers: Annotated[
+        int, typer.Option("--customers", min=1, help="Simulated customers.")
+    ] = 5000,
+    rate: Annotated[
+        float, typer.Option("--rate", min=1.0, help="Simulated events per second (wall clock).")
+    ] = 400.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulation.")] = 7,
+    speedup: Annotated[
+        float,
+        typer.Option("--speedup", min=1.0, help="Simulated seconds per wall-clock second."),
+    ] = 600.0,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", file_okay=False, help="Run directory (default: under RTIM_RUN_DIR)."),
+    ] = None,
+    live: Annotated[
+        bool, typer.Option("--live/--no-live", help="Live progress table (default: on a TTY).")
+    ] = sys.stdout.isatty(),
+) -> None:
+    """Run broker + topics + worker + simulator, show progress, write summary.json + report.html."""
+    from rtim.dev.session import DevSession
+    from rtim.settings import get_settings
+
+    settings = get_settings()
+    run_dir = out or settings.run_dir / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    session = DevSession(
+        settings,
+        run_dir=run_dir,
+        duration_s=duration,
+        customers=customers,
+        rate=rate,
+        seed=seed,
+        speedup=speedup,
+        external_broker="RTIM_BROKER" in os.environ,
+    )
+    stop = threading.Event()
+
+    def on_signal(*_: Any) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        summary = session.run(stop, live=live)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _print_summary(summary)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="rtim dev — summary", show_header=False)
+    latency = summary.get("latency_ms", {})
+    lift = summary.get("lift_ci95", [None, None])
+    rows = [
+        ("events sent", f"{summary.get('events', 0):,}"),
+        ("decisions", f"{summary.get('decisions', 0):,}"),
+        ("decisions by channel", _fmt_counts(summary.get("decisions_by_channel", {}))),
+        ("suppressed by reason", _fmt_counts(summary.get("suppressed_by_reason", {}), 6)),
+        ("policy reward rate", _pct(summary.get("policy_reward_rate"))),
+        ("control reward rate", _pct(summary.get("control_reward_rate"))),
+        ("lift, 95% CI", f"[{_pct(lift[0])}, {_pct(lift[1])}]"),
+        ("rule violations", str(summary.get("rule_violations"))),
+        ("latency p50 / p99", f"{latency.get('p50', 0):.1f} ms / {latency.get('p99', 0):.1f} ms"),
+        ("dead letters", str(summary.get("dead_letters", 0))),
+        ("report", str(summary.get("report_html"))),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    Console().print(table)
+
+
+def _fmt_counts(counts: dict[str, int], top: int = 6) -> str:
+    items = sorted(counts.items(), key=lambda kv: kv[1], reverse=True)[:top]
+    return ", ".join(f"{k} {v:,}" for k, v in items) or "—"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.2f}%"
+
+
+def start_worker_process(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start `rtim worker` as a child that dies with us (no orphans even on SIGKILL)."""
+    log_file = log_path.open("ab")
+
+    def die_with_parent() -> None:  # Linux: SIGTERM to the child when the parent dies
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "rtim", "worker", "--timer-clock", "event", "--stats-every", "5"],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - no threads touch this before exec
+        start_new_session=True,  # Ctrl-C goes to us; we stop the worker in order
+    )
+
+
+def wait_for_line(path: Path, needle: str, timeout_s: float, proc: subprocess.Popen[bytes]) -> None:
+    """Wait until `needle` appears in a log file (raises if the process dies first)."""
+    from rtim.errors import RtimError
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists() and needle in path.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            tail = (
+                path.read_text(errors="replace").strip().splitlines()[-3:] if path.exists() else []
+            )
+            raise RtimError(f"the worker exited (code {proc.returncode}): {' | '.join(tail)}")
+        time.sleep(0.1)
+    raise RtimError(f"the worker did not get ready in {timeout_s:.0f}s (see {path})")

@@ -1,0 +1,1 @@
+"""`rtim dev`: the whole product on one machine, watched and reported."""

@@ -1,0 +1,168 @@
+"""One `rtim dev` run: start the parts in order, watch them, stop them in reverse, report."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rtim.dev.monitor import DecisionMonitor
+from rtim.kafka.broker import EmbeddedBroker
+from rtim.kafka.topics import ensure_topics
+from rtim.logs import get_logger
+from rtim.settings import Settings
+
+__all__ = ["DevSession"]
+
+log = get_logger("dev")
+
+
+@dataclass
+class DevSession:
+    """Everything `rtim dev` starts, and the order it stops them in."""
+
+    settings: Settings
+    run_dir: Path
+    duration_s: float
+    customers: int
+    rate: float
+    seed: int
+    speedup: float
+    external_broker: bool = False
+
+    def run(self, stop: threading.Event, live: bool = False) -> dict[str, Any]:
+        """Run to the end of the duration (or until `stop`); return the summary."""
+        from rtim.commands.dev import start_worker_process, wait_for_line
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        with contextlib.ExitStack() as stack:
+            settings = self.settings
+            if not self.external_broker:
+                broker = stack.enter_context(EmbeddedBroker(0, log_dir=self.run_dir))
+                settings = settings.model_copy(update={"broker": broker.bootstrap})
+                log.info("embedded broker started", bootstrap=broker.bootstrap)
+            settings = settings.model_copy(
+                update={"data_dir": self.run_dir / "data", "timer_clock": "event"}
+            )
+            ensure_topics(settings)
+            worker_log = self.run_dir / "worker.log"
+            proc = start_worker_process(self._child_env(settings), worker_log)
+            stack.callback(_stop_process, proc)
+            wait_for_line(worker_log, "partition ready", 60, proc)
+            log.info("worker ready", pid=proc.pid, log=str(worker_log))
+
+            monitor = DecisionMonitor(settings)
+            monitor.start()
+            stack.callback(monitor.stop)
+            report = self._simulate(settings, monitor, stop, live, proc)
+            monitor.wait_idle(quiet_s=1.0, timeout_s=10)
+            snapshot = monitor.snapshot()
+        summary = self._summary(report, snapshot, time.monotonic() - started)
+        from rtim.dev.summary import write_dev_report
+
+        write_dev_report(self.run_dir, summary, report)
+        return summary
+
+    def _child_env(self, settings: Settings) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "RTIM_BROKER": settings.broker,
+                "RTIM_TOPIC_PREFIX": settings.topic_prefix,
+                "RTIM_DATA_DIR": str(settings.data_dir),
+                "RTIM_TIMER_CLOCK": "event",
+                "RTIM_LOG_FORMAT": "json",
+                "RTIM_STRATEGY": str(settings.strategy),
+            }
+        )
+        return env
+
+    def _simulate(
+        self,
+        settings: Settings,
+        monitor: DecisionMonitor,
+        stop: threading.Event,
+        live: bool,
+        proc: subprocess.Popen[bytes],
+    ) -> Any:
+        from rtim.dev.progress import Progress
+        from rtim.sim.driver import SimDriver
+
+        driver = SimDriver(
+            settings,
+            customers=self.customers,
+            rate=self.rate,
+            seed=self.seed,
+            duration_s=self.duration_s,
+            speedup=self.speedup,
+        )
+        result: list[Any] = []
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                result.append(driver.run(stop))
+            except BaseException as exc:
+                failure.append(exc)
+                stop.set()
+
+        thread = threading.Thread(target=run, name="rtim-sim", daemon=True)
+        thread.start()
+        progress = Progress(driver, monitor, live=live, duration_s=self.duration_s)
+        with progress:
+            while thread.is_alive():
+                thread.join(0.5)
+                progress.update()
+                if proc.poll() is not None and not stop.is_set():
+                    log.error("the worker exited; stopping", code=proc.returncode)
+                    stop.set()
+        if failure:
+            raise failure[0]
+        return result[0]
+
+    def _summary(self, report: Any, monitor: dict[str, Any], elapsed: float) -> dict[str, Any]:
+        sim = report.to_dict()
+        latency = sim.get("latency_ms", {})
+        return {
+            "events": sim.get("events", 0),
+            "requests": sim.get("requests", 0),
+            "decisions": monitor["decisions"],
+            "decisions_by_channel": monitor["decisions_by_channel"],
+            "actions_by_offer": monitor["actions_by_offer"],
+            "decisions_by_trigger": monitor["decisions_by_trigger"],
+            "no_action": monitor["no_action"],
+            "control_group_decisions": monitor["control_group"],
+            "suppressed_by_reason": monitor["suppressed_by_reason"],
+            "top_reasons": monitor["reasons"],
+            "dead_letters": sum(monitor["dead_letters"].values()),
+            "policy_reward_rate": sim.get("policy_reward_rate"),
+            "control_reward_rate": sim.get("control_reward_rate"),
+            "lift_ci95": sim.get("lift_ci95"),
+            "rule_violations": sim.get("rule_violations", 0),
+            "violations_by_kind": sim.get("violations_by_kind", {}),
+            "latency_ms": {"p50": latency.get("p50"), "p99": latency.get("p99")},
+            "outcomes": sim.get("outcomes", {}),
+            "duration_s": round(elapsed, 1),
+            "customers": self.customers,
+            "rate": self.rate,
+            "seed": self.seed,
+            "speedup": self.speedup,
+            "run_dir": str(self.run_dir),
+        }
+
+
+def _stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            log.warning("worker did not stop in time; killing it", pid=proc.pid)
+            proc.kill()
+            proc.wait(5)
