@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["bar_chart", "histogram", "line_chart", "write_report"]
+__all__ = ["bar_chart", "estimates_chart", "histogram", "line_chart", "write_report"]
 
 
 def _png(fig: Any) -> str:
@@ -145,3 +145,23 @@ img {{ max-width: 520px; }} figcaption {{ font-size: .85rem; color: #555; }}
 """
     html_path.write_text(page)
     return json_path, html_path
+
+
+def estimates_chart(result: Mapping[str, Any]) -> str:
+    """Off-policy estimates with their intervals next to the logged reward, as a PNG URI."""
+    fig, ax = _figure(6.0, 3.2)
+    names = ["logged", *[k.upper() for k in result["estimates"]]]
+    values = [result["logged_reward_mean"]] + [e["value"] for e in result["estimates"].values()]
+    cis = [result["logged_reward_ci95"]] + [e["ci95"] for e in result["estimates"].values()]
+    for i, (value, (low, high)) in enumerate(zip(values, cis, strict=True)):
+        if value is None:
+            continue
+        lo = value - low if low is not None else 0.0
+        hi = high - value if high is not None else 0.0
+        ax.errorbar([i], [value], yerr=[[lo], [hi]], fmt="o", capsize=6,
+                    color="#888" if i == 0 else "#4878cf")  # fmt: skip
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("reward per decision")
+    ax.set_title(str(result.get("target_policy", "")))
+    ax.grid(alpha=0.3, axis="y")
+    return _png(fig)
