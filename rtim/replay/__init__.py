@@ -1,0 +1,1 @@
+"""Replay: read recorded topics by time, for exports, sandboxes and backtests."""
