@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from river import linear_model, metrics, optim, preprocessing
 
+from rtim.core.events import event_hash
 from rtim.core.features import FeatureValue
 from rtim.errors import RtimError
 
@@ -42,6 +43,7 @@ __all__ = [
 
 MODEL_FORMAT: Final = "river-pickle/1"
 _LEARNING_RATE: Final = 0.05
+RECENT_EXAMPLES: Final = 2_000  # > one worker batch of examples per model
 
 
 class ModelIntegrityError(RtimError):
@@ -146,6 +148,19 @@ class ResponseModel:
     examples: int = 0
     positives: int = 0
     training_offset: int = -1  # offset of the last training record learned (exactly-once)
+    # ids of recently learned examples: a worker that crashed after emitting an example but
+    # before persisting its state emits it again (same id); it must not be learned twice
+    recent_examples: dict[int, None] = field(default_factory=dict)  # 64-bit id hashes
+
+    def already_learned(self, example_id: str) -> bool:
+        """True if this example id was learned recently (within the last RECENT_EXAMPLES)."""
+        return event_hash(example_id) in self.recent_examples
+
+    def remember(self, example_id: str) -> None:
+        """Record a learned example id, forgetting the oldest beyond RECENT_EXAMPLES."""
+        self.recent_examples[event_hash(example_id)] = None
+        if len(self.recent_examples) > RECENT_EXAMPLES:
+            del self.recent_examples[next(iter(self.recent_examples))]
 
     def __post_init__(self) -> None:
         if self.lr is None:

@@ -127,12 +127,15 @@ class Learner:
             log.warning("bad training example skipped", offset=offset, error=str(exc))
             return
         owned = self._owned(example["model_id"])
-        if offset <= owned.model.training_offset:
-            self.stats.skipped += 1
+        if offset <= owned.model.training_offset or owned.model.already_learned(
+            example["example_id"]
+        ):
+            self.stats.skipped += 1  # redelivered, or re-emitted by a worker after a crash
             return
         x = vectorize(example["features"], example["channel"])
         owned.model.learn(x, float(example["reward"]))
         owned.model.training_offset = offset
+        owned.model.remember(example["example_id"])
         if not owned.dirty:
             owned.dirty = True
             owned.oldest_unpublished_ts = int(time.time() * 1000)
