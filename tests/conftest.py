@@ -121,3 +121,161 @@ def rtim_env(
         return env
 
     return make
+
+
+# --- topic I/O and workers --------------------------------------------------------------------
+
+
+class TopicIO:
+    """Produce Avro records and read topics back, the way an external client would."""
+
+    def __init__(self, settings: Settings) -> None:
+        from confluent_kafka import Producer
+
+        from rtim.kafka.config import producer_config
+        from rtim.serde.codec import Codec
+
+        self.settings = settings
+        self.codec = Codec.from_settings(settings)
+        self._producer = Producer(producer_config(settings))
+
+    def send(self, topic: str, schema: str, records: list[dict[str, Any]]) -> None:
+        """Encode and produce records keyed by their customer_id, then flush."""
+        physical = self.settings.topic(topic)
+        for record in records:
+            value = self.codec.encode(schema, record, topic=physical)
+            self._producer.produce(physical, value, record["customer_id"].encode())
+        assert self._producer.flush(30) == 0
+
+    def send_raw(self, topic: str, value: bytes | None, key: bytes | None) -> None:
+        """Produce raw bytes (for bad input)."""
+        self._producer.produce(self.settings.topic(topic), value, key)
+
+    def flush(self) -> None:
+        assert self._producer.flush(30) == 0
+
+    def read(
+        self,
+        topic: str,
+        *,
+        until: Callable[[list[dict[str, Any]]], bool] | None = None,
+        count: int | None = None,
+        timeout: float = 30,
+        settle: float = 0.0,
+    ) -> list[dict[str, Any]]:
+        """Decoded records of a topic from the beginning, until `until`/`count` holds.
+
+        With neither, reads for `settle` seconds after the last record. Raises on timeout.
+        """
+        import time
+
+        from confluent_kafka import Consumer, TopicPartition
+        from confluent_kafka.admin import AdminClient
+
+        from rtim.kafka.config import admin_config, consumer_config
+
+        physical = self.settings.topic(topic)
+        metadata = AdminClient(admin_config(self.settings)).list_topics(timeout=10)
+        partitions = metadata.topics[physical].partitions
+        consumer = Consumer(consumer_config(self.settings, None))
+        consumer.assign([TopicPartition(physical, p, 0) for p in partitions])
+        out: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        quiet_since = time.monotonic()
+        try:
+            while True:
+                done = (until is not None and until(out)) or (
+                    count is not None and len(out) >= count
+                )
+                if done:
+                    return out
+                if until is None and count is None and time.monotonic() - quiet_since >= settle:
+                    return out
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"timed out reading {topic}: {len(out)} records, wanted {count or until}"
+                    )
+                for message in consumer.consume(500, 0.2):
+                    if message.error():
+                        continue
+                    _name, record = self.codec.decode(message.value())
+                    record["_key"] = message.key()
+                    record["_partition"] = message.partition()
+                    out.append(record)
+                    quiet_since = time.monotonic()
+        finally:
+            consumer.close()
+
+
+@pytest.fixture
+def topic_io() -> Iterator[Callable[[Settings], TopicIO]]:
+    """Factory: ``topic_io(settings) -> TopicIO``."""
+    made: list[TopicIO] = []
+
+    def make(settings: Settings) -> TopicIO:
+        io = TopicIO(settings)
+        made.append(io)
+        return io
+
+    yield make
+    for io in made:
+        io.flush()
+
+
+class RunningWorker:
+    """A WorkerService in a background thread (the same code `rtim worker` runs)."""
+
+    def __init__(self, settings: Settings, learner: bool = True) -> None:
+        import threading
+
+        from rtim.worker.service import WorkerService
+
+        self.service = WorkerService(settings, learner=learner)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.service.run()
+        except BaseException as exc:  # surfaced by stop()
+            self.error = exc
+
+    @property
+    def stats(self) -> Any:
+        return self.service.worker.stats
+
+    def wait_for(self, condition: Callable[[Any], bool], timeout: float = 30) -> None:
+        """Wait until `condition(stats)` holds (raises on timeout or worker failure)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not condition(self.stats):
+            if self.error is not None:
+                raise self.error
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker condition not met in {timeout}s: {self.stats}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.service.stop()
+        self._thread.join(60)
+        assert not self._thread.is_alive(), "worker did not stop"
+        if self.error is not None:
+            raise self.error
+
+
+@pytest.fixture
+def run_worker() -> Iterator[Callable[..., RunningWorker]]:
+    """Factory: ``run_worker(settings, learner=True) -> RunningWorker``; stopped at teardown."""
+    running: list[RunningWorker] = []
+
+    def start(settings: Settings, learner: bool = True) -> RunningWorker:
+        worker = RunningWorker(settings, learner)
+        running.append(worker)
+        return worker
+
+    yield start
+    for worker in running:
+        if worker._thread.is_alive():
+            worker.stop()

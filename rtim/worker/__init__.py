@@ -1,1 +1,1 @@
-"""The customer worker: the imperative shell around the core (Kafka in, RocksDB state, Kafka out)."""
+"""The customer worker: the imperative shell around the core (Kafka, RocksDB)."""

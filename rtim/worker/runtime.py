@@ -99,7 +99,7 @@ class CustomerWorker:
     ) -> None:
         self.settings = settings
         self.engine = engine
-        self.codec = codec or Codec(settings)
+        self.codec = codec or Codec.from_settings(settings)
         self.clock = clock
         self.on_batch = on_batch
         self.stats = WorkerStats()

@@ -56,7 +56,8 @@ def test_learning_separates_responders_from_the_rest() -> None:
     models = ModelSet({"offer.x": LinearScorer.from_model(model)}, "m1")
     p_a = models.predict("x", "email", {"age": 40, "segment": "a", "vip": False})
     p_b = models.predict("x", "email", {"age": 40, "segment": "b", "vip": False})
-    assert p_a is not None and p_b is not None
+    assert p_a is not None
+    assert p_b is not None
     assert p_a[0] > 0.5 > p_b[0]
     assert p_a[1] == 3000
 

@@ -1,0 +1,276 @@
+"""The customer worker against the embedded broker: profile, answers, DLQ, dedup, restart."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rtim.core.profile import Profile, decode_profile
+from rtim.serde.jsonio import record_from_json
+from rtim.serde.schemas import get_schemas
+from rtim.settings import Settings
+from rtim.worker.store import PartitionStore
+
+pytestmark = pytest.mark.integration
+
+NOW = int(time.time() * 1000)
+TOPIC_SCHEMA = {
+    "rtim.events.clickstream": "ClickstreamEvent",
+    "rtim.events.transactions": "TransactionEvent",
+    "rtim.events.complaints": "ComplaintEvent",
+    "rtim.events.profile": "ProfileEvent",
+    "rtim.requests": "DecisionRequest",
+    "rtim.outcomes": "Outcome",
+}
+
+
+def event(topic: str, **fields: Any) -> tuple[str, dict[str, Any]]:
+    """A valid record for `topic` (JSON-ish fields, defaults filled by the schema)."""
+    return topic, record_from_json(TOPIC_SCHEMA[topic], fields)
+
+
+def click(cid: str, n: int, kind: str = "page_view", ts: int = NOW, **extra: Any) -> Any:
+    return event(
+        "rtim.events.clickstream",
+        event_id=f"{cid}-c{n}", customer_id=cid, ts=ts, session_id=f"{cid}-s", type=kind, **extra,
+    )  # fmt: skip
+
+
+def txn(
+    cid: str, n: int, kind: str, amount: float, status: str, *, ts: int = NOW, **extra: Any
+) -> Any:
+    return event(
+        "rtim.events.transactions",
+        event_id=f"{cid}-t{n}", customer_id=cid, ts=ts, transaction_id=f"{cid}-tx{n}",
+        type=kind, amount=amount, currency="EUR", status=status, **extra,
+    )  # fmt: skip
+
+
+def complaint(cid: str, n: int, status: str = "opened", ts: int = NOW) -> Any:
+    return event(
+        "rtim.events.complaints",
+        event_id=f"{cid}-k{n}", customer_id=cid, ts=ts, complaint_id=f"{cid}-cp",
+        category="billing", severity="high", status=status,
+    )  # fmt: skip
+
+
+def consent(cid: str, n: int, channel: str, granted: bool, ts: int = NOW) -> Any:
+    return event(
+        "rtim.events.profile",
+        event_id=f"{cid}-p{n}", customer_id=cid, ts=ts, type="consent", channel=channel,
+        granted=granted,
+    )  # fmt: skip
+
+
+def request(cid: str, rid: str, channel: str, ts: int = NOW, placement: str = "home") -> Any:
+    return event(
+        "rtim.requests",
+        request_id=rid, customer_id=cid, ts=ts, channel=channel, placement=placement,
+    )  # fmt: skip
+
+
+def send(io: Any, items: list[tuple[str, dict[str, Any]]]) -> None:
+    for topic, record in items:
+        io.send(topic, TOPIC_SCHEMA[topic], [record])
+
+
+def profiles_on_disk(settings: Settings) -> dict[str, Profile]:
+    """Every profile the (stopped) worker left in its RocksDB stores."""
+    out: dict[str, Profile] = {}
+    root = Path(settings.data_dir) / "customer"
+    for path in sorted(root.iterdir()):
+        store = PartitionStore(path)
+        try:
+            out.update((cid, decode_profile(raw)) for cid, raw in store.profiles())
+        finally:
+            store.close()
+    return out
+
+
+@pytest.fixture
+def settings(rtim_settings: Callable[..., Settings], applied_topics: Any) -> Settings:
+    return applied_topics(rtim_settings())
+
+
+def test_events_of_all_kinds_update_the_profile_and_requests_are_answered(
+    settings: Settings, topic_io: Any, run_worker: Any
+) -> None:
+    io = topic_io(settings)
+    worker = run_worker(settings, learner=False)
+    cid = "cust-1"
+    send(io, [
+        consent(cid, 1, "email", True, ts=NOW - 5000),
+        click(cid, 1, ts=NOW - 4000, page="/home"),
+        click(cid, 2, "add_to_cart", ts=NOW - 3000, product_id="sku-1", price=40.0, quantity=2,
+              category="shoes"),
+        txn(cid, 1, "purchase", 120.0, "approved", ts=NOW - 2000),
+        txn(cid, 2, "credit_check", 0.0, "failed", ts=NOW - 1500),
+        complaint(cid, 1, ts=NOW - 1000),
+        request(cid, "req-web-1", "web", ts=NOW),
+        request(cid, "req-cc-1", "call_center", ts=NOW + 1),
+    ])  # fmt: skip
+
+    def answer(request_id: str) -> Callable[[list[dict[str, Any]]], bool]:
+        return lambda records: any(r["request_id"] == request_id for r in records)
+
+    web = [
+        r for r in io.read("rtim.decisions.web", until=answer("req-web-1"))
+        if r["request_id"] == "req-web-1"
+    ]  # fmt: skip
+    cc = [
+        r for r in io.read("rtim.decisions.call_center", until=answer("req-cc-1"))
+        if r["request_id"] == "req-cc-1"
+    ]  # fmt: skip
+    assert len(web) == len(cc) == 1
+    assert web[0]["channel"] == "web"
+    assert cc[0]["channel"] == "call_center"
+    assert web[0]["_key"] == cid.encode()
+    for decision in (web[0], cc[0]):
+        assert decision["actions"] or decision["reasons"], "a no-action answer carries reasons"
+        for action in decision["actions"]:
+            assert action["category"] != "credit_card", "failed credit check must exclude cards"
+    log = io.read(
+        "rtim.decision-log",
+        until=lambda rs: {"req-web-1", "req-cc-1"} <= {r["decision"]["request_id"] for r in rs},
+    )
+    explained = next(r for r in log if r["decision"]["request_id"] == "req-web-1")
+    assert explained["features"]["credit_check_status"] == "failed"
+    removed = {c["offer_id"]: c["removed_by"] for c in explained["candidates"]}
+    assert removed.get("gold_card"), "every removed candidate keeps the rule that removed it"
+    worker.wait_for(lambda s: s.applied == 8)
+    worker.stop()
+
+    profile = profiles_on_disk(settings)[cid]
+    assert profile["version"] == 8
+    assert profile["consent"]["email"][0] is True
+    assert profile["cart"]["sku-1"][:2] == (2, 40.0)
+    assert profile["last_purchase_amount"] == 120.0
+    assert profile["credit_check"][0] == "failed"
+    assert f"{cid}-cp" in profile["open_complaints"]
+    assert profile["recent_pages"] == ("/home",)
+
+
+def test_bad_messages_go_to_the_dlq_with_reasons_and_good_ones_are_applied(
+    settings: Settings, topic_io: Any, run_worker: Any
+) -> None:
+    io = topic_io(settings)
+    codec = io.codec
+    good_topic, good = click("good", 0)
+    valid = codec.encode("ClickstreamEvent", good)
+    txn_topic, a_txn = txn("bad", 0, "purchase", 10.0, "approved")
+
+    def txn_bytes(**changes: Any) -> bytes:
+        return codec.encode("TransactionEvent", {**a_txn, **changes})
+
+    def bad_enum() -> bytes:
+        # the writer's enum has a symbol the contract does not: its index is out of range
+        import copy
+        import io as bytes_io
+
+        import fastavro
+
+        schema = get_schemas().current("TransactionEvent")
+        raw = copy.deepcopy(schema.raw)
+        status = next(f for f in raw["fields"] if f["name"] == "status")
+        status["type"]["symbols"].append("stolen")
+        buffer = bytes_io.BytesIO()
+        fastavro.schemaless_writer(
+            buffer, fastavro.parse_schema(raw), {**a_txn, "status": "stolen"}
+        )
+        return b"\xc3\x01" + schema.fingerprint + buffer.getvalue()
+
+    bad: list[tuple[str, bytes | None, bytes | None, str]] = []
+    for i in range(12):
+        key = f"bad-{i}".encode()
+        bad += [
+            (good_topic, os.urandom(5 + i * 7), key, "random bytes"),
+            (good_topic, valid[: len(valid) // 2], b"good", "truncated avro"),
+            (good_topic, b"\xc3\x01" + bytes(8) + valid[10:], b"good", "unknown fingerprint"),
+            (good_topic, valid[:10] + b"\x02", b"good", "missing fields"),
+            (txn_topic, bad_enum(), b"bad", "bad enum"),
+            (txn_topic, txn_bytes(amount=-5.0), b"bad", "negative amount"),
+            (txn_topic, txn_bytes(amount=math.nan), b"bad", "nan"),
+            (txn_topic, txn_bytes(), None, "null key"),
+            (txn_topic, txn_bytes(), b"someone-else", "mismatched key"),
+            (txn_topic, txn_bytes(ts=NOW + 400 * 86_400_000), b"bad", "future timestamp"),
+        ]
+    bad.append((good_topic, None, b"good", "null value"))
+    bad.append((good_topic, b"\x00" * (settings.max_message_bytes + 1), b"good", "oversized"))
+    assert len(bad) >= 100
+
+    goods = 0
+    for i, (topic, value, key, _why) in enumerate(bad):
+        io.send_raw(topic, value, key)
+        if i % 5 == 0:  # interleave good events of the same customers and topics
+            t, record = click("good", i + 1)
+            io.send(t, "ClickstreamEvent", [record])
+            goods += 1
+    io.flush()
+    worker = run_worker(settings, learner=False)
+    dlq = io.read("rtim.dlq", count=len(bad), timeout=60)
+    worker.wait_for(lambda s: s.applied == goods)
+    worker.stop()
+
+    assert len(dlq) == len(bad)
+    for record in dlq:
+        assert record["error"], record
+        assert record["source_topic"] in (settings.topic(good_topic), settings.topic(txn_topic))
+        assert record["offset"] >= 0
+        assert record["partition"] >= 0
+    reasons = " | ".join(r["error"] for r in dlq)
+    for fragment in ("amount", "NaN", "key", "ahead of the clock", "exceeds", "null"):
+        assert fragment.lower() in reasons.lower(), fragment
+    # the original bytes are kept, byte for byte
+    sent_values = {v for _t, v, _k, _w in bad if v is not None}
+    assert {r["value"] for r in dlq if r["value"]} <= sent_values
+    assert profiles_on_disk(settings)["good"]["version"] == goods
+
+
+def test_the_same_event_twice_is_applied_once(
+    settings: Settings, topic_io: Any, run_worker: Any
+) -> None:
+    io = topic_io(settings)
+    purchase = txn("dup", 1, "purchase", 50.0, "approved")
+    send(io, [purchase, purchase, click("dup", 1), purchase])
+    worker = run_worker(settings, learner=False)
+    worker.wait_for(lambda s: s.applied + s.skipped == 4)
+    worker.stop()
+    profile = profiles_on_disk(settings)["dup"]
+    assert profile["version"] == 2
+    assert sum(d[1] for d in profile["purchase_days"]) == 1
+
+
+@pytest.mark.parametrize("lose_local_state", [False, True], ids=["local", "from-changelog"])
+def test_state_survives_a_worker_restart(
+    settings: Settings, topic_io: Any, run_worker: Any, lose_local_state: bool
+) -> None:
+    io = topic_io(settings)
+    customers = [f"r{i}" for i in range(40)]
+    send(io, [txn(c, 1, "purchase", 10.0, "approved", ts=NOW - 1000) for c in customers])
+    first = run_worker(settings, learner=False)
+    first.wait_for(lambda s: s.applied == len(customers))
+    first.stop()
+    before = profiles_on_disk(settings)
+    if lose_local_state:  # a new machine: everything must come back from the changelog
+        import shutil
+
+        shutil.rmtree(Path(settings.data_dir) / "customer")
+
+    send(io, [txn(c, 2, "purchase", 5.0, "approved") for c in customers])
+    second = run_worker(settings, learner=False)
+    second.wait_for(lambda s: s.applied == len(customers))
+    assert second.stats.skipped == 0, "nothing from before the restart is processed again"
+    second.stop()
+    after = profiles_on_disk(settings)
+    for c in customers:
+        assert before[c]["version"] == 1
+        assert after[c]["version"] == 2
+        assert after[c]["purchase_days"][-1][1:] == (2, 15.0) or sum(
+            d[2] for d in after[c]["purchase_days"]
+        ) == pytest.approx(15.0)
