@@ -147,6 +147,7 @@ def run_to_end(
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         proc = start_worker(env, log)
+    wait_ready(log, proc, log.read_text(errors="replace").count("partition ready") if kills else 0)
     deadline = time.monotonic() + 180
     while not committed_all(settings, ends):
         assert proc.poll() is None, log.read_text()[-3000:]
@@ -228,3 +229,48 @@ def test_sigkill_loses_nothing_and_applies_nothing_twice(  # noqa: PLR0917 - fix
         trigger = d["trigger"]
         by_id.setdefault(d["decision_id"], set()).add(f"{trigger['type']}:{trigger['id']}")
     assert all(len(triggers) == 1 for triggers in by_id.values())
+
+
+def test_two_workers_share_then_hand_over_without_losing_anything(
+    rtim_settings: Callable[..., Settings], applied_topics: Any, topic_io: Any, tmp_path: Path
+) -> None:
+    """A second worker joins mid-stream, then the first leaves: partitions and state move."""
+    items = workload(80, seed=5)
+    sent_per_customer = Counter(r["customer_id"] for _t, r in items)
+    prefix = f"two{os.urandom(3).hex()}."
+    settings = applied_topics(rtim_settings(topic_prefix=prefix, timer_clock="event"))
+    io = topic_io(settings)
+
+    def env(name: str) -> dict[str, str]:
+        return {**os.environ, "RTIM_BROKER": settings.broker, "RTIM_TOPIC_PREFIX": prefix,
+                "RTIM_DATA_DIR": str(tmp_path / name), "RTIM_TIMER_CLOCK": "event",
+                "RTIM_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
+                "RTIM_LOG_FORMAT": "json"}  # fmt: skip
+
+    third = len(items) // 3
+    ends = preload(io, items[:third])
+    a_log, b_log = tmp_path / "a.log", tmp_path / "b.log"
+    a = start_worker(env("a"), a_log)
+    wait_ready(a_log, a, 0)
+    ends.update(preload(io, items[third : 2 * third]))
+    b = start_worker(env("b"), b_log)
+    wait_ready(b_log, b, 0)  # the group rebalances: each worker now owns some partitions
+    for key, end in preload(io, items[2 * third :]).items():
+        ends[key] = max(ends.get(key, 0), end)
+    a.send_signal(signal.SIGTERM)  # a leaves mid-stream: b takes everything over
+    assert a.wait(60) == 0, a_log.read_text()[-2000:]
+    deadline = time.monotonic() + 120
+    while not committed_all(settings, ends):
+        assert b.poll() is None, b_log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "the remaining worker did not finish the input"
+        time.sleep(0.3)
+    b.send_signal(signal.SIGTERM)
+    assert b.wait(60) == 0, b_log.read_text()[-2000:]
+
+    final = profiles(settings.model_copy(update={"data_dir": tmp_path / "b"}))
+    assert set(final) == set(sent_per_customer)
+    for cid, sent in sent_per_customer.items():
+        assert final[cid]["version"] == sent, cid
+    answered = {d["request_id"] for d in decisions(io) if d["request_id"]}
+    assert answered == {r["request_id"] for t, r in items if t == "rtim.requests"}
+    assert b_log.read_text().count("partition ready") > 6 - 1, "b restored a's partitions"
