@@ -42,6 +42,7 @@ FEATURE_NAMES: Final[frozenset[str]] = frozenset(
         "last_complaint_severity", "complaints_90d",
         "contacts_today", "contacts_7d",
         "hour_of_day", "day_of_week", "channel", "placement", "trigger",
+        "top_interest",
     }
 )  # fmt: skip
 # Families of features whose suffix is data: attr.<name>, context.<name>, consent.<channel>, …
@@ -157,6 +158,11 @@ def compute_features(
     for _ts, ch, _offer in contacts_today:
         key = "contacts_today." + ch
         f[key] = int(f.get(key) or 0) + 1
+    top_count, top = 0, None
     for category, count in profile.get("category_interest", {}).items():
         f["category_interest." + category] = count
+        if count > top_count or (count == top_count and top is not None and category < top):
+            top_count, top = count, category
+    # the category the customer showed most interest in (ties: alphabetical), or null
+    f["top_interest"] = top
     return f

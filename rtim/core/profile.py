@@ -26,6 +26,7 @@ __all__ = [
     "DAY_MS",
     "Contact",
     "DecisionMemo",
+    "PendingAttribution",
     "Profile",
     "TimerEntry",
     "apply",
@@ -55,6 +56,10 @@ Contact = tuple[int, str, str]
 TimerEntry = tuple[int, str, str, str]
 # (decision_id, ts, channel, offer_ids, propensities, control_group, expires_at, resolved)
 DecisionMemo = tuple[str, int, str, tuple[str, ...], tuple[float, ...], bool, int, tuple[str, ...]]
+# An action awaiting its outcome (rtim.core.attribution): (decision_id, decision ts, channel index
+# in CHANNELS, offer_id, logged propensity, control_group, attribution window in seconds,
+# packed model features). Kept compact: it is the largest per-decision state of a profile.
+PendingAttribution = tuple[str, int, int, str, float, bool, int, tuple[Any, ...]]
 
 
 class Profile(TypedDict, total=False):
@@ -101,6 +106,11 @@ class Profile(TypedDict, total=False):
     offer_responses: dict[str, tuple[str, int]]  # offer → (outcome type, ts)
     decisions: tuple[DecisionMemo, ...]
     timers: tuple[TimerEntry, ...]
+    # decisioning state (rtim.core.decisioning / attribution), all bounded and pruned by time
+    pending: tuple[PendingAttribution, ...]  # actions awaiting an outcome, oldest first
+    offer_shows: dict[str, tuple[int, ...]]  # offer → recent decision times (per-offer caps)
+    trigger_fired: dict[str, int]  # trigger → last time it acted (trigger cooldowns)
+    signals: dict[str, int]  # signal key → latest time (suppress rules' `after`)
     # erasure: once set, the profile holds nothing else and later events are ignored
     erased_ts: int
 
@@ -336,7 +346,8 @@ _ALIASES: Final[dict[str, str]] = {
     "open_complaints": "oc", "complaint_times": "ct", "last_complaint_ts": "lc",
     "last_complaint_severity": "lcs", "consent": "cn", "attributes": "at", "linked_ids": "li",
     "contacts": "cx", "offer_last_shown": "ols", "offer_responses": "or", "decisions": "dc",
-    "timers": "tm", "erased_ts": "er",
+    "timers": "tm", "erased_ts": "er", "pending": "pa", "offer_shows": "osh",
+    "trigger_fired": "tf", "signals": "sg",
 }  # fmt: skip
 _NAMES: Final[dict[str, str]] = {v: k for k, v in _ALIASES.items()}
 # msgpack returns arrays as tuples (use_list=False); these maps must come back as tuples too.
