@@ -101,11 +101,13 @@ def compute_features(
     credit = profile.get("credit_check")
     salary = profile.get("last_salary")
     contacts = profile.get("contacts", ())
-    day_start = now - (now % DAY_MS)
+    local = datetime.fromtimestamp(now / 1000, tz or UTC)
+    # "today" is the local day (as contact caps count it), from local midnight
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    day_start = int(midnight.timestamp() * 1000)
     contacts_today = [c for c in contacts if day_start <= c[0] <= now]
     purchase_amount = round(sum(d[2] for d in purchases), 2)
     salary_amount = salary[1] if salary else 0.0
-    local = datetime.fromtimestamp(now / 1000, tz or UTC)
     created = profile.get("created_ts", 0)
 
     f: Features = {

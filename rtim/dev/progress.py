@@ -57,7 +57,7 @@ class Progress:
         sim = self.driver.snapshot()
         mon = self.monitor.snapshot()
         now = time.monotonic()
-        events = int(sim.get("events", 0))
+        events = int(sim.get("events_sent", 0))
         then, before = self._last_events
         if now - then >= 1.0:
             self._rate = (events - before) / (now - then)
@@ -66,7 +66,6 @@ class Progress:
             self._live.update(self._render(sim, mon, now))
         elif now - self._last_log >= 5.0:
             self._last_log = now
-            latency = sim.get("latency_ms") or {}
             log.info(
                 "progress",
                 elapsed_s=round(now - self._started),
@@ -75,23 +74,23 @@ class Progress:
                 decisions=mon["decisions"],
                 policy_reward=sim.get("policy_reward_rate"),
                 control_reward=sim.get("control_reward_rate"),
-                p99_ms=latency.get("p99"),
+                p99_ms=sim.get("latency_p99_ms"),
             )
 
     def _render(self, sim: dict[str, Any], mon: dict[str, Any], now: float) -> Group:
         elapsed = now - self._started
         head = Table.grid(padding=(0, 2))
-        latency = sim.get("latency_ms") or {}
         head.add_row(
             f"[b]rtim dev[/b]  {elapsed:5.0f}s / {self.duration_s:.0f}s",
-            f"events {int(sim.get('events', 0)):,}  ({self._rate:,.0f}/s)",
+            f"events {int(sim.get('events_sent', 0)):,}  ({self._rate:,.0f}/s)",
             f"decisions {mon['decisions']:,}  (no action {mon['no_action']:,})",
-            f"latency p50 {latency.get('p50') or 0:.1f} ms  p99 {latency.get('p99') or 0:.1f} ms",
+            f"latency p50 {sim.get('latency_p50_ms') or 0:.1f} ms  "
+            f"p99 {sim.get('latency_p99_ms') or 0:.1f} ms",
         )
         head.add_row(
             f"policy reward {_pct(sim.get('policy_reward_rate'))}",
             f"control reward {_pct(sim.get('control_reward_rate'))}",
-            f"rule violations {sim.get('rule_violations', 0)}",
+            f"rule violations {sim.get('violations', 0)}",
             f"dead letters {sum(mon['dead_letters'].values())}",
         )
         channels = Table(title="decisions per channel", show_edge=False)

@@ -128,10 +128,15 @@ class DevSession:
 
     def _summary(self, report: Any, monitor: dict[str, Any], elapsed: float) -> dict[str, Any]:
         sim = report.to_dict()
+        rewards = sim.get("rewards", {})
         latency = sim.get("latency_ms", {})
+        violations = sim.get("violations", {})
         return {
-            "events": sim.get("events", 0),
+            "events": sim.get("events_total", 0),
+            "events_by_kind": sim.get("events_sent", {}),
+            "events_per_s": sim.get("events_per_s"),
             "requests": sim.get("requests", 0),
+            "requests_unanswered": sim.get("requests_unanswered", 0),
             "decisions": monitor["decisions"],
             "decisions_by_channel": monitor["decisions_by_channel"],
             "actions_by_offer": monitor["actions_by_offer"],
@@ -141,13 +146,29 @@ class DevSession:
             "suppressed_by_reason": monitor["suppressed_by_reason"],
             "top_reasons": monitor["reasons"],
             "dead_letters": sum(monitor["dead_letters"].values()),
-            "policy_reward_rate": sim.get("policy_reward_rate"),
-            "control_reward_rate": sim.get("control_reward_rate"),
-            "lift_ci95": sim.get("lift_ci95"),
-            "rule_violations": sim.get("rule_violations", 0),
-            "violations_by_kind": sim.get("violations_by_kind", {}),
-            "latency_ms": {"p50": latency.get("p50"), "p99": latency.get("p99")},
-            "outcomes": sim.get("outcomes", {}),
+            "policy_reward_rate": rewards.get("policy_reward_rate"),
+            "control_reward_rate": rewards.get("control_reward_rate"),
+            "policy_decisions_rewarded": [
+                rewards.get("policy_rewards"),
+                rewards.get("policy_decisions"),
+            ],
+            "control_decisions_rewarded": [
+                rewards.get("control_rewards"),
+                rewards.get("control_decisions"),
+            ],
+            "lift": rewards.get("lift"),
+            "lift_ci95": rewards.get("lift_ci95"),
+            "lift_method": rewards.get("lift_method"),
+            "oracle_reward_rate": sim.get("oracle_rate"),
+            "rule_violations": int(violations.get("total", 0)),
+            "violations_by_kind": violations.get("by_kind", {}),
+            "latency_ms": {
+                "p50": latency.get("p50"),
+                "p99": latency.get("p99"),
+                "max": latency.get("max"),
+                "samples": latency.get("samples"),
+            },
+            "outcomes": sim.get("outcomes_by_type", {}),
             "duration_s": round(elapsed, 1),
             "customers": self.customers,
             "rate": self.rate,

@@ -29,18 +29,20 @@ HEADLINE = (
 def write_dev_report(run_dir: Path, summary: dict[str, Any], report: Any) -> None:
     """Render the plots and write summary.json + report.html; sets summary['report_html']."""
     sim = report.to_dict()
-    curve = sim.get("learning_curve") or {}
+    curve = sim.get("learning_curve") or []
+    t0 = curve[0]["t_ms"] if curve else 0
+    hours = [(point["t_ms"] - t0) / 3_600_000 for point in curve]
     figures = [
         (
             "Learning curve: reward rate of policy vs control decisions over time",
             line_chart(
                 "reward rate per time bucket",
-                curve.get("t_s", []),
+                hours,
                 {
-                    "policy": curve.get("policy_reward_rate", []),
-                    "control": curve.get("control_reward_rate", []),
+                    "policy": [point["policy_rate"] for point in curve],
+                    "control": [point["control_rate"] for point in curve],
                 },
-                "wall-clock seconds since start",
+                "simulated hours since start",
                 "share of decisions with a positive response",
             ),
         ),
@@ -55,7 +57,9 @@ def write_dev_report(run_dir: Path, summary: dict[str, Any], report: Any) -> Non
         ),
         (
             "Request → decision latency (ms), measured by the channel adapters",
-            histogram("request → decision latency", sim.get("latency_samples_ms", []), "ms"),
+            histogram(
+                "request → decision latency", list(getattr(report, "latency_samples", [])), "ms"
+            ),
         ),
     ]
     notes = [

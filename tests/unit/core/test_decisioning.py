@@ -49,9 +49,9 @@ def example_with(*pairs: tuple[str, str]) -> Strategy:
 
 
 GREEDY = example_with(
-    ("policy: epsilon_greedy", "policy: greedy"), ("control_group:\n  share: 0.03", "")
+    ("policy: epsilon_greedy", "policy: greedy"), ("  share: 0.10\n", "  share: 0.0\n")
 )
-WILD = example_with(("epsilon: 0.05", "epsilon: 1.0"), ("share: 0.03", "share: 0.5"))
+WILD = example_with(("epsilon: 0.05", "epsilon: 1.0"), ("share: 0.10", "share: 0.5"))
 
 
 class FakeModels:
@@ -753,14 +753,14 @@ def web_decisions(
 
 POLICIES = {
     "epsilon_greedy": example_with(
-        ("epsilon: 0.05", "epsilon: 0.3"), ("share: 0.03", "share: 0.1")
+        ("epsilon: 0.05", "epsilon: 0.3"), ("share: 0.10", "share: 0.1")
     ),
     "softmax": example_with(
         ("policy: epsilon_greedy\n  epsilon: 0.05", "policy: softmax\n  temperature: 1.5"),
-        ("share: 0.03", "share: 0.1"),
+        ("share: 0.10", "share: 0.1"),
     ),
     "greedy": example_with(
-        ("policy: epsilon_greedy", "policy: greedy"), ("share: 0.03", "share: 0.2")
+        ("policy: epsilon_greedy", "policy: greedy"), ("share: 0.10", "share: 0.2")
     ),
     "thompson": example_with(("policy: epsilon_greedy", "policy: thompson")),
 }  # fmt: skip
@@ -823,7 +823,7 @@ def test_control_group_share_and_uniform_choice_among_the_eligible() -> None:
 
     example = web_decisions(EXAMPLE, range(4000))
     share = sum(r.control_group for r in example) / 4000
-    assert abs(share - 0.03) < 4 * math.sqrt(0.03 * 0.97 / 4000)
+    assert abs(share - 0.10) < 4 * math.sqrt(0.10 * 0.90 / 4000)
 
 
 def test_propensity_blends_model_and_prior_by_experience() -> None:

@@ -106,7 +106,7 @@ def test_example_strategy_loads_with_the_catalogue(example: Strategy) -> None:
     kinds = {rule.kind for rule in example.rules}
     assert kinds == {"suppress", "contact_cap", "consent"}
     assert example.exploration.policy == "epsilon_greedy"
-    assert example.control_group.share == pytest.approx(0.03)
+    assert example.control_group.share == pytest.approx(0.10)
     assert example.timezone == "Europe/Amsterdam"
     assert example.features
     assert all(_known(name) for name in example.features)
