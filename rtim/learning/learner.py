@@ -93,7 +93,7 @@ class Learner:
         last_publish = time.monotonic()
         try:
             while not self._stop.is_set():
-                for message in consumer.consume(1000, 0.05):
+                for message in consumer.consume(1000, 0) or consumer.consume(1, 0.05):
                     self._learn(message)
                 due = time.monotonic() - last_publish >= settings.model_publish_ms / 1000
                 if due and any(o.dirty for o in self._models.values()):

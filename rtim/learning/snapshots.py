@@ -74,7 +74,8 @@ def read_snapshots(
         while (follow and not (stop and stop.is_set())) or (not follow and last < high - 1):
             if not follow and time.monotonic() > deadline:
                 raise BrokerError(f"reading {topic} stalled at offset {last} of {high}")
-            for message in consumer.consume(500, 0.2):
+            # what is there now, else wait for the first record only (not for 500 of them)
+            for message in consumer.consume(500, 0) or consumer.consume(1, 0.2):
                 err = message.error()
                 if err is not None:
                     if err.code() != KafkaError._PARTITION_EOF:
