@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     batch_timeout_ms: int = Field(
         5, ge=0, description="Longest wait for the first record of a batch."
     )
+    max_idle_ms: int = Field(
+        100,
+        ge=0,
+        description="Longest wait for a lagging input topic before processing a partition out "
+        "of event-time order (like Kafka Streams' max.task.idle.ms).",
+    )
     dedup_window: int = Field(
         16, ge=1, description="Recent event ids remembered per customer to drop duplicates."
     )

@@ -24,7 +24,7 @@ import os
 import signal
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +54,7 @@ _META_KEY = b"\x00meta"
 _KIND_RANK = {"profile": 0, "txn": 1, "complaint": 2, "click": 3, "outcome": 4, "request": 5}
 _CACHE_PER_PARTITION = 50_000
 _IDLE_WAIT_S = 0.1  # longest sleep without input: wall-clock timers fire at most this late
+_HOLD_WAIT_S = 0.002  # sleep while records wait for a lagging input
 
 
 @dataclass
@@ -68,6 +69,8 @@ class WorkerStats:
     timers_fired: int = 0
     emitted: Counter[str] = field(default_factory=Counter)
     dlq_reasons: Counter[str] = field(default_factory=Counter)
+    held: int = 0  # times a partition waited for a lagging input (event-time order)
+    idle_timeouts: int = 0  # times it stopped waiting after RTIM_MAX_IDLE_MS
     last_batch_ms: float = 0.0
 
 
@@ -83,6 +86,10 @@ class _Task:
     # timers of each customer changed in the current batch, as last persisted (index diff)
     persisted_timers: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     touched: bool = False  # anything to persist in the current batch
+    # fetched, not yet processed records per input kind, in offset order: (offset, event or
+    # None for a record already dead-lettered); held back until event-time order is known
+    buffers: dict[str, deque[tuple[int, Event | None]]] = field(default_factory=dict)
+    blocked_since: float = 0.0  # when this partition started waiting for a lagging input
 
 
 class CustomerWorker:
@@ -106,6 +113,9 @@ class CustomerWorker:
         self._stop = threading.Event()
         self._tasks: dict[int, _Task] = {}
         self._kind_by_physical = {settings.topic(t): k for t, k in KIND_BY_TOPIC.items()}
+        self._physical_by_kind = {k: t for t, k in self._kind_by_physical.items()}
+        self._kinds = tuple(sorted(self._physical_by_kind))
+        self._start_offsets: dict[tuple[str, int], int] = {}  # where each input starts reading
         self._changelog = settings.topic(CHANGELOG_TOPIC)
         self._state_dir = Path(settings.data_dir) / "customer"
         self._delivery_errors: list[str] = []
@@ -179,15 +189,16 @@ class CustomerWorker:
         # take what is already fetched; if nothing, wait for the first record only (a wait for a
         # full batch would add its timeout to every request's latency), then drain the rest.
         messages = consumer.consume(batch, 0)
+        holding = any(b for task in self._tasks.values() for b in task.buffers.values())
         if not messages:
-            messages = consumer.consume(1, _IDLE_WAIT_S)
+            messages = consumer.consume(1, _HOLD_WAIT_S if holding else _IDLE_WAIT_S)
             if messages and batch > 1:
                 messages.extend(consumer.consume(batch - 1, self.settings.batch_timeout_ms / 1000))
         if self._delivery_errors:
             raise BrokerError(f"producer failed: {self._delivery_errors[0]}")
         if not messages:
-            if self._tasks and self.settings.timer_clock == "wall":
-                self._process([])  # timers still fire when no input arrives
+            if holding or (self._tasks and self.settings.timer_clock == "wall"):
+                self._process([])  # held records and wall-clock timers go on without input
             return
         self._process(messages)
 
@@ -196,7 +207,6 @@ class CustomerWorker:
         now_ms = int(self.clock() * 1000)
         emits: list[Emit] = []
         dirty: dict[int, dict[str, Profile]] = {}
-        by_partition: dict[int, dict[str, list[Event]]] = {}
         commit: dict[tuple[str, int], int] = {}
         records = 0
         for message in messages:
@@ -207,34 +217,34 @@ class CustomerWorker:
                 continue
             records += 1
             topic, partition, offset = message.topic(), message.partition(), message.offset()
-            commit[(topic, partition)] = offset + 1
             task = self._tasks.get(partition)
             kind = self._kind_by_physical.get(topic)
             if task is None or kind is None:
                 continue  # revoked meanwhile; the next owner processes it
             if offset <= task.meta.inputs.get(kind, -1):
                 self.stats.skipped += 1  # processed before a crash, not yet committed
+                commit[(topic, partition)] = offset + 1
                 continue
-            task.meta.inputs[kind] = offset
-            task.touched = True
             event = self._decode(message, kind, now_ms, emits)
-            if event is not None:
-                by_partition.setdefault(partition, {}).setdefault(kind, []).append(event)
+            buffer = task.buffers.get(kind)
+            if buffer is None:
+                buffer = task.buffers[kind] = deque()
+            buffer.append((offset, event))
 
         clock_is_event = self.settings.timer_clock == "event"
-        for partition in sorted(set(by_partition) | set(self._tasks)):
-            task = self._tasks.get(partition)
-            if task is None:
-                continue
+        for partition in sorted(self._tasks):
+            task = self._tasks[partition]
             changed = dirty.setdefault(partition, {})
-            streams = by_partition.get(partition, {})
-            for event in _merge_by_time(streams):
+            for kind, offset, event in self._in_time_order(task):
+                task.meta.inputs[kind] = offset
+                task.touched = True
+                commit[(self._physical_by_kind[kind], partition)] = offset + 1
+                if event is None:
+                    continue  # dead-lettered when it was fetched
                 if clock_is_event and task.timers and task.timers[0][0] <= event.ts:
                     self._fire_timers(task, event.ts, changed, emits)
                 self._apply(task, event, changed, emits)
-                if event.ts > task.meta.watermark:
-                    task.meta.watermark = event.ts
-                    task.touched = True
+                task.meta.watermark = max(task.meta.watermark, event.ts)
             clock = task.meta.watermark if clock_is_event else now_ms
             if task.timers and task.timers[0][0] <= clock:
                 self._fire_timers(task, clock, changed, emits)
@@ -252,6 +262,71 @@ class CustomerWorker:
         self.stats.last_batch_ms = (time.perf_counter() - started) * 1000
         if self.on_batch is not None:
             self.on_batch(self.stats)
+
+    def _in_time_order(self, task: _Task) -> Iterable[tuple[str, int, Event | None]]:
+        """Pop buffered records of a partition in event-time order across its input topics.
+
+        Kafka orders records within one topic partition only. A record is taken when every
+        other input of the partition either has a buffered record (so the smallest timestamp is
+        known) or has been read to its end; an input that lags (fetched data still in flight)
+        holds the partition back for at most RTIM_MAX_IDLE_MS, the way Kafka Streams'
+        `max.task.idle.ms` does. Dead-lettered records pass at once: they change no state.
+        """
+        buffers = task.buffers
+        caught_up: dict[str, bool] = {}
+        while True:
+            best: tuple[int, int, int] | None = None
+            best_kind = ""
+            for kind, buffer in buffers.items():
+                while buffer and buffer[0][1] is None:  # dead letters: in offset order, no state
+                    offset, _none = buffer.popleft()
+                    yield kind, offset, None
+                if buffer:
+                    offset, event = buffer[0]
+                    assert event is not None
+                    key = (event.ts, _KIND_RANK[kind], offset)
+                    if best is None or key < best:
+                        best, best_kind = key, kind
+            if best is None:
+                task.blocked_since = 0.0
+                return
+            for kind in self._kinds:
+                if buffers.get(kind):
+                    continue
+                if kind not in caught_up:
+                    caught_up[kind] = self._caught_up(kind, task.partition)
+                if not caught_up[kind]:
+                    now = time.monotonic()
+                    if not task.blocked_since:
+                        task.blocked_since = now
+                    if now - task.blocked_since < self.settings.max_idle_ms / 1000:
+                        self.stats.held += 1
+                        return  # wait for the lagging input (or the idle timeout)
+                    self.stats.idle_timeouts += 1
+                    caught_up[kind] = True
+                    break
+            else:
+                task.blocked_since = 0.0  # nothing lags: the next wait starts afresh
+            offset, event = buffers[best_kind].popleft()
+            yield best_kind, offset, event
+
+    def _caught_up(self, kind: str, partition: int) -> bool:
+        """True if this input partition has nothing fetched-but-unseen (position ≥ end)."""
+        consumer = self._consumer
+        if consumer is None:
+            return True
+        tp = TopicPartition(self._physical_by_kind[kind], partition)
+        try:
+            low, high = consumer.get_watermark_offsets(tp, cached=True)
+            position = consumer.position([tp])[0].offset
+        except KafkaException:
+            return False
+        if high < 0:
+            return False  # no fetch answered yet: unknown
+        if position < 0:  # nothing consumed yet: caught up only if the partition is empty
+            committed = self._start_offsets.get((tp.topic, partition), low)
+            return committed >= high
+        return position >= high
 
     def _decode(self, message: Message, kind: str, now_ms: int, emits: list[Emit]) -> Event | None:
         value = message.value()
@@ -497,8 +572,10 @@ class CustomerWorker:
             task = self._tasks[tp.partition]
             kind = self._kind_by_physical.get(tp.topic)
             done = task.meta.inputs.get(kind, -1) if kind else -1
-            if done >= 0 and committed.get((tp.topic, tp.partition), -1) < done + 1:
-                tp.offset = done + 1
+            start = committed.get((tp.topic, tp.partition), -1)
+            if done >= 0 and start < done + 1:
+                tp.offset = start = done + 1
+            self._start_offsets[(tp.topic, tp.partition)] = max(start, 0)
         consumer.assign(partitions)
         log.info("partitions assigned", partitions=numbers)
 
@@ -529,12 +606,3 @@ class CustomerWorker:
         from rtim.worker.changelog import restore_partition
 
         return restore_partition(self.settings, self._changelog, partition, store)
-
-
-def _merge_by_time(streams: dict[str, list[Event]]) -> Iterable[Event]:
-    """Merge per-topic event lists by event time; each list keeps its own (offset) order."""
-    if not streams:
-        return ()
-    if len(streams) == 1:
-        return next(iter(streams.values()))
-    return heapq.merge(*streams.values(), key=lambda e: (e.ts, _KIND_RANK[e.kind], e.offset))
