@@ -18,13 +18,22 @@ def register(app: typer.Typer) -> None:
 
 def backtest(  # noqa: PLR0917 - typer maps parameters to options
     bandit_log: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--bandit-log",
             help="Logged bandit feedback: JSON lines or CSV (ts, context, action, propensity, "
-            "reward, actions); see docs/ope.md.",
+            "reward, actions); see docs/ope.md. Without it: re-run the engine over the recorded "
+            "topics (--from/--to).",
         ),
-    ],
+    ] = None,
+    start: Annotated[
+        str, typer.Option("--from", help="Recorded range start: ISO-8601 or epoch ms.")
+    ] = "0",
+    end: Annotated[str | None, typer.Option("--to", help="Recorded range end (exclusive).")] = None,
+    strategy_file: Annotated[
+        Path | None,
+        typer.Option("--strategy", help="Candidate strategy (default: RTIM_STRATEGY)."),
+    ] = None,
     policy: Annotated[
         str,
         typer.Option(
@@ -40,7 +49,14 @@ def backtest(  # noqa: PLR0917 - typer maps parameters to options
         Path | None,
         typer.Option("--report", file_okay=False, help="Write report.html + summary.json here."),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of folds and bootstrap.")] = 0,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            help="Seed: of the decision draws for recorded backtests (default RTIM_SEED), of "
+            "folds and bootstrap for --bandit-log (default 0).",
+        ),
+    ] = None,
     bootstrap: Annotated[
         int, typer.Option("--bootstrap", min=10, help="Bootstrap resamples per estimate.")
     ] = 500,
@@ -58,6 +74,10 @@ def backtest(  # noqa: PLR0917 - typer maps parameters to options
     from rtim.core.banditlog import read_bandit_log
     from rtim.core.ope import evaluate
 
+    if bandit_log is None:
+        _recorded(start, end, strategy_file, seed=seed, json_out=json_out, report=report)
+        return
+    seed = seed or 0
     log = read_bandit_log(bandit_log)
     target = _policy(policy, log, epsilon)
     result = evaluate(log, target, np.random.default_rng(seed), n_bootstrap=bootstrap).to_dict()
@@ -69,6 +89,91 @@ def backtest(  # noqa: PLR0917 - typer maps parameters to options
     if report is not None:
         _write_report(report, result)
     _print(result)
+
+
+def _recorded(
+    start: str,
+    end: str | None,
+    strategy_file: Path | None,
+    *,
+    seed: int | None,
+    json_out: Path | None,
+    report: Path | None,
+) -> None:
+    """Re-run the engine over recorded topics and compare with the logged decisions."""
+    from rtim.commands.replay import INPUT_TOPICS, _number_or_text
+    from rtim.core.decisioning import NoModels
+    from rtim.errors import ConfigError
+    from rtim.replay.backtest import run_backtest
+    from rtim.replay.reader import read_range
+    from rtim.serde.codec import Codec
+    from rtim.serde.jsonio import parse_timestamp
+    from rtim.settings import get_settings
+    from rtim.worker.service import build_engine, load_configured_strategy
+
+    settings = get_settings()
+    if strategy_file is not None:
+        settings = settings.model_copy(update={"strategy": strategy_file})
+    if seed is not None:
+        settings = settings.model_copy(update={"seed": seed})
+    seed = settings.seed
+    try:
+        start_ms = parse_timestamp(_number_or_text(start))
+        end_ms = parse_timestamp(_number_or_text(end)) if end is not None else None
+    except Exception as exc:
+        raise ConfigError(f"--from/--to: {exc}") from None
+    strategy = load_configured_strategy(settings)
+    codec = Codec.from_settings(settings)
+    engine = build_engine(settings, strategy, NoModels())
+    result = run_backtest(read_range(settings, INPUT_TOPICS, start_ms, end_ms), engine, codec)
+    logged: dict[str, dict[str, Any]] = {}
+    for message in read_range(settings, ("rtim.decision-log",), start_ms, end_ms):
+        try:
+            _name, record = codec.decode(message.value or b"", expected="DecisionRecord")
+        except Exception:
+            continue
+        logged[record["decision"]["decision_id"]] = record["decision"]
+    ours = {d["decision_id"]: d for d in result.decisions}
+    same = sum(1 for i, d in ours.items() if i in logged and _same(d, logged[i]))
+    summary = {
+        "strategy_version": strategy.version,
+        "seed": seed,
+        "records": result.records,
+        "invalid_records": result.invalid,
+        "decisions": len(result.decisions),
+        "decisions_by_channel": dict(result.decisions_by_channel),
+        "actions_by_offer": dict(result.actions_by_offer),
+        "no_action": result.no_action,
+        "suppressed_by_reason": dict(result.suppressed_by_reason.most_common()),
+        "logged_decisions": len(logged),
+        "identical_to_logged": same,
+        "different_from_logged": sum(1 for i in ours if i in logged) - same,
+        "only_in_backtest": sum(1 for i in ours if i not in logged),
+        "only_in_log": sum(1 for i in logged if i not in ours),
+    }
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(summary, indent=2) + "\n")
+    if report is not None:
+        from rtim.dev.report import bar_chart, write_report
+
+        figures = [
+            ("Decisions per channel", bar_chart("decisions per channel",
+                                                summary["decisions_by_channel"])),
+            ("Actions per offer", bar_chart("actions per offer", summary["actions_by_offer"])),
+            ("Suppression funnel", bar_chart("candidates removed by rule",
+                                             summary["suppressed_by_reason"])),
+        ]  # fmt: skip
+        headline = ("strategy_version", "decisions", "logged_decisions", "identical_to_logged",
+                    "different_from_logged", "only_in_backtest", "only_in_log")  # fmt: skip
+        write_report(report, "rtim backtest — recorded range", summary, figures, headline)
+    for key, value in summary.items():
+        print(f"{key}: {value}")
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    keys = ("channel", "actions", "control_group", "reasons", "ts", "trigger")
+    return all(a.get(k) == b.get(k) for k in keys)
 
 
 def _policy(spec: str, log: Any, epsilon: float) -> Any:

@@ -86,6 +86,8 @@ def worker(
                 skipped=s.skipped,
                 dead_letters=s.dead_letters,
                 timers=s.timers_fired,
+                held=s.held,
+                idle_timeouts=s.idle_timeouts,
                 emitted=sum(s.emitted.values()),
                 batch_ms=round(s.last_batch_ms, 2),
             )

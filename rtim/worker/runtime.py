@@ -55,6 +55,7 @@ _KIND_RANK = {"profile": 0, "txn": 1, "complaint": 2, "click": 3, "outcome": 4, 
 _CACHE_PER_PARTITION = 50_000
 _IDLE_WAIT_S = 0.1  # longest sleep without input: wall-clock timers fire at most this late
 _HOLD_WAIT_S = 0.002  # sleep while records wait for a lagging input
+_MAX_HELD = 100_000  # records one partition may hold back while waiting for a lagging input
 
 
 @dataclass
@@ -116,6 +117,7 @@ class CustomerWorker:
         self._physical_by_kind = {k: t for t, k in self._kind_by_physical.items()}
         self._kinds = tuple(sorted(self._physical_by_kind))
         self._start_offsets: dict[tuple[str, int], int] = {}  # where each input starts reading
+        self._drained = True  # the last poll emptied the local fetch queue
         self._changelog = settings.topic(CHANGELOG_TOPIC)
         self._state_dir = Path(settings.data_dir) / "customer"
         self._delivery_errors: list[str] = []
@@ -196,6 +198,9 @@ class CustomerWorker:
                 messages.extend(consumer.consume(batch - 1, self.settings.batch_timeout_ms / 1000))
         if self._delivery_errors:
             raise BrokerError(f"producer failed: {self._delivery_errors[0]}")
+        # fewer than a batch: the local fetch queue is drained, so a lagging input really lags
+        # (while it is not, its records may sit in the queue behind another partition's)
+        self._drained = len(messages) < batch
         if not messages:
             if holding or (self._tasks and self.settings.timer_clock == "wall"):
                 self._process([])  # held records and wall-clock timers go on without input
@@ -297,6 +302,11 @@ class CustomerWorker:
                     caught_up[kind] = self._caught_up(kind, task.partition)
                 if not caught_up[kind]:
                     now = time.monotonic()
+                    held = sum(len(b) for b in buffers.values())
+                    if not self._drained and held < _MAX_HELD:
+                        task.blocked_since = 0.0  # more is fetched already: read on, then decide
+                        self.stats.held += 1
+                        return
                     if not task.blocked_since:
                         task.blocked_since = now
                     if now - task.blocked_since < self.settings.max_idle_ms / 1000:
