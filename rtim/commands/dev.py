@@ -88,15 +88,20 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
     table = Table(title="rtim dev — summary", show_header=False)
     latency = summary.get("latency_ms", {})
-    lift = summary.get("lift_ci95", [None, None])
+    lift = summary.get("lift_ci95") or [None, None]
     rows = [
         ("events sent", f"{summary.get('events', 0):,}"),
         ("decisions", f"{summary.get('decisions', 0):,}"),
         ("decisions by channel", _fmt_counts(summary.get("decisions_by_channel", {}))),
         ("suppressed by reason", _fmt_counts(summary.get("suppressed_by_reason", {}), 6)),
-        ("policy reward rate", _pct(summary.get("policy_reward_rate"))),
-        ("control reward rate", _pct(summary.get("control_reward_rate"))),
-        ("lift, 95% CI", f"[{_pct(lift[0])}, {_pct(lift[1])}]"),
+        ("policy reward / decision", _money(summary.get("policy_reward_rate"))),
+        ("control reward / decision", _money(summary.get("control_reward_rate"))),
+        ("lift, 95% CI", f"{_money(summary.get('lift'))}  [{_money(lift[0])}, {_money(lift[1])}]"),
+        (
+            "response rate policy / control",
+            f"{_pct(summary.get('policy_response_rate'))} / "
+            f"{_pct(summary.get('control_response_rate'))}",
+        ),
         ("rule violations", str(summary.get("rule_violations"))),
         ("latency p50 / p99", f"{latency.get('p50', 0):.1f} ms / {latency.get('p99', 0):.1f} ms"),
         ("dead letters", str(summary.get("dead_letters", 0))),
@@ -110,6 +115,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def _fmt_counts(counts: dict[str, int], top: int = 6) -> str:
     items = sorted(counts.items(), key=lambda kv: kv[1], reverse=True)[:top]
     return ", ".join(f"{k} {v:,}" for k, v in items) or "—"
+
+
+def _money(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.3f}"
 
 
 def _pct(value: float | None) -> str:

@@ -18,8 +18,8 @@ __all__ = ["Progress"]
 log = get_logger("dev")
 
 
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.2f}%"
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
 
 
 class Progress:
@@ -72,8 +72,8 @@ class Progress:
                 events=events,
                 events_per_s=round(self._rate),
                 decisions=mon["decisions"],
-                policy_reward=sim.get("policy_reward_rate"),
-                control_reward=sim.get("control_reward_rate"),
+                policy_reward=sim.get("policy_value"),
+                control_reward=sim.get("control_value"),
                 p99_ms=sim.get("latency_p99_ms"),
             )
 
@@ -88,8 +88,8 @@ class Progress:
             f"p99 {sim.get('latency_p99_ms') or 0:.1f} ms",
         )
         head.add_row(
-            f"policy reward {_pct(sim.get('policy_reward_rate'))}",
-            f"control reward {_pct(sim.get('control_reward_rate'))}",
+            f"policy reward {_num(sim.get('policy_value'))}/decision",
+            f"control reward {_num(sim.get('control_value'))}/decision",
             f"rule violations {sim.get('violations', 0)}",
             f"dead letters {sum(mon['dead_letters'].values())}",
         )

@@ -146,20 +146,26 @@ class DevSession:
             "suppressed_by_reason": monitor["suppressed_by_reason"],
             "top_reasons": monitor["reasons"],
             "dead_letters": sum(monitor["dead_letters"].values()),
-            "policy_reward_rate": rewards.get("policy_reward_rate"),
-            "control_reward_rate": rewards.get("control_reward_rate"),
-            "policy_decisions_rewarded": [
-                rewards.get("policy_rewards"),
-                rewards.get("policy_decisions"),
-            ],
-            "control_decisions_rewarded": [
-                rewards.get("control_rewards"),
-                rewards.get("control_decisions"),
-            ],
-            "lift": rewards.get("lift"),
-            "lift_ci95": rewards.get("lift_ci95"),
-            "lift_method": rewards.get("lift_method"),
-            "oracle_reward_rate": sim.get("oracle_rate"),
+            # reward = business value a decision earned (offer value of a positive response)
+            # minus its contact cost: what arbitration maximises. Per decision with an action.
+            "reward_definition": "offer value of positive responses minus contact cost, "
+            "per decision with an action",
+            "policy_reward_rate": rewards.get("policy_value_per_decision"),
+            "control_reward_rate": rewards.get("control_value_per_decision"),
+            "lift": rewards.get("value_lift"),
+            "lift_ci95": rewards.get("value_lift_ci95"),
+            "lift_method": rewards.get("value_lift_method"),
+            "policy_expected_reward": rewards.get("policy_expected_value"),
+            "control_expected_reward": rewards.get("control_expected_value"),
+            # the same, in expectation under the simulator's hidden truth: far less noisy
+            "expected_lift_ci95": rewards.get("expected_value_lift_ci95"),
+            # the response rate (click/accept/convert) is shown too, with its own interval
+            "policy_response_rate": rewards.get("policy_reward_rate"),
+            "control_response_rate": rewards.get("control_reward_rate"),
+            "response_lift_ci95": rewards.get("lift_ci95"),
+            "policy_decisions": rewards.get("policy_decisions"),
+            "control_decisions": rewards.get("control_decisions"),
+            "oracle_response_rate": sim.get("oracle_rate"),
             "rule_violations": int(violations.get("total", 0)),
             "violations_by_kind": violations.get("by_kind", {}),
             "latency_ms": {

@@ -16,6 +16,9 @@ HEADLINE = (
     "policy_reward_rate",
     "control_reward_rate",
     "lift_ci95",
+    "policy_response_rate",
+    "control_response_rate",
+    "response_lift_ci95",
     "rule_violations",
     "latency_ms",
     "dead_letters",
@@ -34,9 +37,23 @@ def write_dev_report(run_dir: Path, summary: dict[str, Any], report: Any) -> Non
     hours = [(point["t_ms"] - t0) / 3_600_000 for point in curve]
     figures = [
         (
-            "Learning curve: reward rate of policy vs control decisions over time",
+            "Learning curve: reward per decision (value of responses minus contact cost) of "
+            "policy vs control decisions over time",
             line_chart(
-                "reward rate per time bucket",
+                "reward per decision, per time bucket",
+                hours,
+                {
+                    "policy": [point["policy_value"] for point in curve],
+                    "control": [point["control_value"] for point in curve],
+                },
+                "simulated hours since start",
+                "reward per decision",
+            ),
+        ),
+        (
+            "Response rate (click, accept, convert) of policy vs control decisions over time",
+            line_chart(
+                "response rate per time bucket",
                 hours,
                 {
                     "policy": [point["policy_rate"] for point in curve],
@@ -63,7 +80,9 @@ def write_dev_report(run_dir: Path, summary: dict[str, Any], report: Any) -> Non
         ),
     ]
     notes = [
-        "Reward = the customer clicked, accepted or converted within the attribution window.",
+        "Reward = the business value of the offers the customer responded to (click, accept, "
+        "convert) minus the contact cost — what the arbitration maximises; response rates are "
+        "shown separately.",
         "Control group: decisions chosen uniformly among eligible actions (rules still apply).",
         "Rule violations are counted by an independent auditor that knows what the simulator sent.",
     ]

@@ -48,6 +48,7 @@ __all__ = [
     "RewardTracker",
     "Violation",
     "newcombe_interval",
+    "welch_interval",
     "wilson_interval",
 ]
 
@@ -428,6 +429,21 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def welch_interval(
+    group1: tuple[float, float, int], group2: tuple[float, float, int], z: float = Z95
+) -> tuple[float, float, float] | None:
+    """Difference of two means and its normal 95 % interval; groups as (sum, sum of squares, n)."""
+    (sum1, sumsq1, n1), (sum2, sumsq2, n2) = group1, group2
+    if n1 < 2 or n2 < 2:
+        return None
+    m1, m2 = sum1 / n1, sum2 / n2
+    v1 = max(0.0, (sumsq1 - n1 * m1 * m1) / (n1 - 1))
+    v2 = max(0.0, (sumsq2 - n2 * m2 * m2) / (n2 - 1))
+    half = z * math.sqrt(v1 / n1 + v2 / n2)
+    d = m1 - m2
+    return round(d, 6), round(d - half, 6), round(d + half, 6)
+
+
 def newcombe_interval(
     x1: int, n1: int, x2: int, n2: int, z: float = Z95
 ) -> tuple[float, float, float] | None:
@@ -458,6 +474,14 @@ class RewardTracker:
     """
 
     def __init__(self, start_ms: int, bucket_ms: int, buckets: int = 20) -> None:
+        # business value per decision (offer value of positive responses, minus contact cost):
+        # per group [sum, sum of squares, expected sum, expected sum of squares];
+        # per bucket [sum, expected sum]
+        self.value = {"policy": [0.0, 0.0, 0.0, 0.0], "control": [0.0, 0.0, 0.0, 0.0]}
+        self.value_series = {
+            "policy": [[0.0, 0.0] for _ in range(max(1, buckets))],
+            "control": [[0.0, 0.0] for _ in range(max(1, buckets))],
+        }
         self.start_ms = start_ms
         self.bucket_ms = max(1, bucket_ms)
         self.buckets = max(1, buckets)
@@ -468,10 +492,27 @@ class RewardTracker:
             "control": [[0, 0, 0.0] for _ in range(self.buckets)],
         }
 
-    def add(self, ts: int, control: bool, reward: int, expected: float = 0.0) -> None:
-        """Count one decision."""
+    def add(
+        self,
+        ts: int,
+        control: bool,
+        reward: int,
+        expected: float = 0.0,
+        *,
+        value: float = 0.0,
+        expected_value: float = 0.0,
+    ) -> None:
+        """Count one decision (`value`: business value it earned net of contact cost)."""
         group = "control" if control else "policy"
         i = min(self.buckets - 1, max(0, (ts - self.start_ms) // self.bucket_ms))
+        totals = self.value[group]
+        totals[0] += value
+        totals[1] += value * value
+        totals[2] += expected_value
+        totals[3] += expected_value * expected_value
+        cell = self.value_series[group][i]
+        cell[0] += value
+        cell[1] += expected_value
         for cell in (self.totals[group], self.series[group][i]):
             cell[0] += 1
             cell[1] += reward
@@ -490,8 +531,27 @@ class RewardTracker:
                 "policy_n": p[0], "policy_rate": _rate(p[1], p[0]),
                 "control_n": c[0], "control_rate": _rate(c[1], c[0]),
                 "policy_expected": _rate(p[2], p[0]), "control_expected": _rate(c[2], c[0]),
+                "policy_value": _rate(self.value_series["policy"][i][0], p[0]),
+                "control_value": _rate(self.value_series["control"][i][0], c[0]),
             })  # fmt: skip
+        value_lift = welch_interval(
+            (self.value["policy"][0], self.value["policy"][1], int(pn)),
+            (self.value["control"][0], self.value["control"][1], int(cn)),
+        )
         return {
+            "policy_value_per_decision": _rate(self.value["policy"][0], pn),
+            "control_value_per_decision": _rate(self.value["control"][0], cn),
+            "value_lift": value_lift[0] if value_lift else None,
+            "value_lift_ci95": [value_lift[1], value_lift[2]] if value_lift else None,
+            "value_lift_method": "difference of means, Welch normal-approximation 95% interval",
+            "expected_value_lift_ci95": _interval(
+                welch_interval(
+                    (self.value["policy"][2], self.value["policy"][3], int(pn)),
+                    (self.value["control"][2], self.value["control"][3], int(cn)),
+                )
+            ),
+            "policy_expected_value": _rate(self.value["policy"][2], pn),
+            "control_expected_value": _rate(self.value["control"][2], cn),
             "policy_decisions": int(pn),
             "policy_rewards": int(pr),
             "policy_reward_rate": _rate(pr, pn),
@@ -506,6 +566,10 @@ class RewardTracker:
             "expected_lift": (pe / pn - ce / cn) if pn and cn else None,
             "series": series,
         }
+
+
+def _interval(got: tuple[float, float, float] | None) -> list[float] | None:
+    return [got[1], got[2]] if got else None
 
 
 def _rate(x: float, n: float) -> float | None:

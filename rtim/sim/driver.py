@@ -366,6 +366,8 @@ class SimDriver:
                 "policy_reward_rate": round(pr / pn, 6) if pn else None,
                 "control_reward_rate": round(cr / cn, 6) if cn else None,
                 "lift": round(pr / pn - cr / cn, 6) if pn and cn else None,
+                "policy_value": round(self.rewards.value["policy"][0] / pn, 4) if pn else None,
+                "control_value": round(self.rewards.value["control"][0] / cn, 4) if cn else None,
                 "violations": sum(self.auditor.counts.values()),
             }
 
@@ -595,15 +597,26 @@ class SimDriver:
             self.auditor.check(decision)
             outcomes = respond(decision, customer, self.seed, offers=self.catalog, context=context)
             reward = int(any(o["type"] in POSITIVE for _d, o in outcomes))
+            responded = {o["offer_id"] for _d, o in outcomes if o["type"] in POSITIVE}
+            cost = (
+                self.strategy.channels[channel].cost if channel in self.strategy.channels else 0.0
+            )
+            value, expected_value = -cost, -cost
             miss = 1.0
             for action in actions:
                 info = self.catalog.get(action["offer_id"])
+                offer_value = info[1] if info else 0.0
                 p = response_probability(
                     customer.traits, action["offer_id"], action["category"], channel, context,
                     value=info[1] if info else None,
                 )  # fmt: skip
                 miss *= 1.0 - p
-            self.rewards.add(ts, control, reward, 1.0 - miss)
+                expected_value += p * offer_value
+                if action["offer_id"] in responded:
+                    value += offer_value
+            self.rewards.add(
+                ts, control, reward, 1.0 - miss, value=value, expected_value=expected_value
+            )
             if not control:
                 best = best_offer(customer.traits, self._by_channel.get(channel, {}), channel,
                                   context)  # fmt: skip

@@ -232,3 +232,19 @@ def test_reward_tracker_rates_lift_and_learning_curve() -> None:
     assert first["control_rate"] is None
     assert first["t_ms"] == 0
     assert second["t_ms"] == 100
+
+
+def test_welch_interval_of_a_difference_of_means() -> None:
+    from rtim.sim.audit import welch_interval
+
+    # two groups of 100: values 0/10 with means 3 and 1
+    a = [10.0] * 30 + [0.0] * 70
+    b = [10.0] * 10 + [0.0] * 90
+    got = welch_interval((sum(a), sum(x * x for x in a), 100), (sum(b), sum(x * x for x in b), 100))
+    assert got is not None
+    d, low, high = got
+    assert d == pytest.approx(2.0)
+    se = (0.3 * 0.7 * 100 / 99 * 100 / 100 + 0.1 * 0.9 * 100 / 99) ** 0.5  # var/n of each mean
+    assert high - d == pytest.approx(1.959963984540054 * se, rel=1e-3)
+    assert low < d < high
+    assert welch_interval((1.0, 1.0, 1), (1.0, 1.0, 5)) is None
