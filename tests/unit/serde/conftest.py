@@ -1,0 +1,8 @@
+"""Make the shared hypothesis strategies of this directory importable (importlib mode)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
