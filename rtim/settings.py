@@ -68,7 +68,7 @@ class Settings(BaseSettings):
         5, ge=0, description="Longest wait for the first record of a batch."
     )
     max_idle_ms: int = Field(
-        20,
+        100,
         ge=0,
         description="Longest wait for a lagging input topic before processing a partition out "
         "of event-time order (like Kafka Streams' max.task.idle.ms).",

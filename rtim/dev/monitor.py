@@ -43,6 +43,10 @@ class DecisionMonitor:
         self.reasons: Counter[str] = Counter()
         self.dead_letters: Counter[str] = Counter()  # error_kind → count
         self.strategy_versions: Counter[str] = Counter()
+        # learning: training examples per offer@channel, latest model metrics per model
+        self.examples: Counter[str] = Counter()
+        self.responses: Counter[str] = Counter()
+        self.models: dict[str, dict[str, float]] = {}
 
     def start(self) -> None:
         """Start following both topics from their beginning."""
@@ -68,6 +72,15 @@ class DecisionMonitor:
                 "suppressed_by_reason": dict(self.suppressed.most_common()),
                 "reasons": dict(self.reasons.most_common(20)),
                 "dead_letters": dict(self.dead_letters),
+                "learning_by_offer_channel": {
+                    key: {
+                        "examples": n,
+                        "responses": self.responses[key],
+                        "response_rate": round(self.responses[key] / n, 4),
+                    }
+                    for key, n in sorted(self.examples.items())
+                },
+                "models": {k: dict(v) for k, v in sorted(self.models.items())},
             }
 
     def _run(self) -> None:
@@ -75,10 +88,16 @@ class DecisionMonitor:
         codec = Codec.from_settings(settings)
         log_topic = settings.topic("rtim.decision-log")
         dlq_topic = settings.topic("rtim.dlq")
+        topics = (
+            log_topic,
+            dlq_topic,
+            settings.topic("rtim.training"),
+            settings.topic("rtim.models"),
+        )
         metadata = AdminClient(admin_config(settings)).list_topics(timeout=10)
         assignment = [
             TopicPartition(topic, partition, 0)
-            for topic in (log_topic, dlq_topic)
+            for topic in topics
             if topic in metadata.topics
             for partition in metadata.topics[topic].partitions
         ]
@@ -101,6 +120,15 @@ class DecisionMonitor:
                             self._add_decision(record)
                         elif name == "DeadLetter":
                             self.dead_letters[record.get("error_kind") or "unknown"] += 1
+                        elif name == "TrainingExample":
+                            key = f"{record['offer_id']}@{record['channel']}"
+                            self.examples[key] += 1
+                            self.responses[key] += int(record["reward"] > 0)
+                        elif name == "ModelSnapshot":
+                            self.models[record["model_id"]] = {
+                                "version": float(record["version"]),
+                                **{k: round(v, 4) for k, v in record["metrics"].items()},
+                            }
         finally:
             consumer.close()
 

@@ -7,7 +7,7 @@ import os
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class DevSession:
     seed: int
     speedup: float
     external_broker: bool = False
+    _latency_samples: list[float] = field(default_factory=list)
 
     def run(self, stop: threading.Event, live: bool = False) -> dict[str, Any]:
         """Run to the end of the duration (or until `stop`); return the summary."""
@@ -66,7 +67,7 @@ class DevSession:
         summary = self._summary(report, snapshot, time.monotonic() - started)
         from rtim.dev.summary import write_dev_report
 
-        write_dev_report(self.run_dir, summary, report)
+        write_dev_report(self.run_dir, summary, report, self._latency_samples)
         return summary
 
     def _child_env(self, settings: Settings) -> dict[str, str]:
@@ -101,6 +102,7 @@ class DevSession:
             seed=self.seed,
             duration_s=self.duration_s,
             speedup=self.speedup,
+            wait_for_workers=True,
         )
         result: list[Any] = []
         failure: list[BaseException] = []
@@ -124,6 +126,7 @@ class DevSession:
                     stop.set()
         if failure:
             raise failure[0]
+        self._latency_samples = driver.latency_samples()
         return result[0]
 
     def _summary(self, report: Any, monitor: dict[str, Any], elapsed: float) -> dict[str, Any]:
@@ -146,6 +149,8 @@ class DevSession:
             "suppressed_by_reason": monitor["suppressed_by_reason"],
             "top_reasons": monitor["reasons"],
             "dead_letters": sum(monitor["dead_letters"].values()),
+            "learning_by_offer_channel": monitor["learning_by_offer_channel"],
+            "models": monitor["models"],
             # reward = business value a decision earned (offer value of a positive response)
             # minus its contact cost: what arbitration maximises. Per decision with an action.
             "reward_definition": "offer value of positive responses minus contact cost, "
@@ -168,6 +173,7 @@ class DevSession:
             "oracle_response_rate": sim.get("oracle_rate"),
             "rule_violations": int(violations.get("total", 0)),
             "violations_by_kind": violations.get("by_kind", {}),
+            "violation_examples": violations.get("examples", {}),
             "latency_ms": {
                 "p50": latency.get("p50"),
                 "p99": latency.get("p99"),

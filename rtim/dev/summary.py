@@ -29,7 +29,9 @@ HEADLINE = (
 )
 
 
-def write_dev_report(run_dir: Path, summary: dict[str, Any], report: Any) -> None:
+def write_dev_report(
+    run_dir: Path, summary: dict[str, Any], report: Any, latency_samples: list[float]
+) -> None:
     """Render the plots and write summary.json + report.html; sets summary['report_html']."""
     sim = report.to_dict()
     curve = sim.get("learning_curve") or []
@@ -73,10 +75,32 @@ def write_dev_report(run_dir: Path, summary: dict[str, Any], report: Any) -> Non
             bar_chart("candidates removed by rule", summary["suppressed_by_reason"]),
         ),
         (
-            "Request → decision latency (ms), measured by the channel adapters",
-            histogram(
-                "request → decision latency", list(getattr(report, "latency_samples", [])), "ms"
+            "Response rate per offer and channel, from the training examples (responses / "
+            "attributed decisions)",
+            bar_chart(
+                "response rate by offer@channel",
+                {
+                    k: v["response_rate"]
+                    for k, v in summary.get("learning_by_offer_channel", {}).items()
+                    if v["examples"] >= 20
+                },
             ),
+        ),
+        (
+            "Progressive ROC AUC of each offer's River model (scored before learning each "
+            "example); 0.5 = no better than chance",
+            bar_chart(
+                "model AUC",
+                {
+                    k: v.get("auc", 0.0)
+                    for k, v in summary.get("models", {}).items()
+                    if v.get("examples", 0) >= 50
+                },
+            ),
+        ),
+        (
+            "Request → decision latency (ms), measured by the channel adapters",
+            histogram("request → decision latency", latency_samples, "ms"),
         ),
     ]
     notes = [

@@ -176,10 +176,15 @@ class _Sender:
         self.producer = producer
         self.physical = {t: settings.topic(t) for t in (*INPUT_TOPICS, OUTCOME_TOPIC)}
         self.failures: list[str] = []
+        self.ends: dict[tuple[str, int], int] = {}  # (topic, partition) → end offset delivered
 
-    def _delivered(self, error: Any, _message: Any) -> None:
+    def _delivered(self, error: Any, message: Any) -> None:
         if error is not None:
             self.failures.append(error.str())
+            return
+        key = (message.topic(), message.partition())
+        if message.offset() + 1 > self.ends.get(key, 0):
+            self.ends[key] = message.offset() + 1
 
     def send(self, topic: str, key: str, schema: str, record: dict[str, Any]) -> None:
         physical = self.physical[topic]
@@ -217,6 +222,7 @@ class SimDriver:
         strategy: Strategy | str | Path | None = None,
         drain_s: float = DEFAULT_DRAIN_S,
         buckets: int = 20,
+        wait_for_workers: bool = False,
     ) -> None:
         if customers < 1:
             raise ConfigError(f"customers must be at least 1, got {customers}")
@@ -231,6 +237,9 @@ class SimDriver:
         self.duration_s = float(duration_s)
         self.speedup = float(speedup)
         self.drain_s = float(drain_s)
+        # wait (≤ 120 s) until the customer workers' group has committed the onboarding events
+        # before the paced run starts, so its latencies are not measured behind that burst
+        self.wait_for_workers = wait_for_workers
         self.start_ms = (
             start_ms if start_ms is not None else default_start_ms(duration_s, speedup, drain_s)
         )
@@ -315,6 +324,9 @@ class SimDriver:
             t_onboard = time.monotonic()
             self._send_events(sender, self.simulation.events_until(self.start_ms), onboarding=True)
             producer.poll(0)
+            if self.wait_for_workers:
+                producer.flush(_FLUSH_S)
+                self._wait_for_workers(sender.ends, stop)
             self._phase = "running"
             log.info("simulation started", customers=self.customers, rate=self.rate,
                      speedup=self.speedup, duration_s=self.duration_s, tag=self.tag,
@@ -336,6 +348,25 @@ class SimDriver:
         if sender.failures:
             log.warning("deliveries failed", count=len(sender.failures), first=sender.failures[0])
         return self.report()
+
+    def _wait_for_workers(self, ends: dict[tuple[str, int], int], stop: threading.Event) -> None:
+        group = self.settings.group(self.settings.group_id)
+        consumer = Consumer(consumer_config(self.settings, group))
+        deadline = time.monotonic() + 120
+        try:
+            while not stop.is_set() and time.monotonic() < deadline:
+                committed = consumer.committed([TopicPartition(t, p) for t, p in ends], 10)
+                if all(tp.offset >= ends[(tp.topic, tp.partition)] for tp in committed):
+                    return
+                stop.wait(0.2)
+            log.warning("the workers did not catch up with the onboarding events in time")
+        finally:
+            consumer.close()
+
+    def latency_samples(self) -> list[float]:
+        """Request → decision latencies (ms) measured so far (a reservoir sample)."""
+        with self._lock:
+            return list(self._latencies)
 
     def snapshot(self) -> dict[str, Any]:
         """Live progress, safe to call from any thread while `run` is going."""
@@ -438,13 +469,11 @@ class SimDriver:
             if tick - self._t0 >= self.duration_s:
                 break
             sim_now = min(self._sim_clock(), self.end_ms)
-            self._send_events(sender, self.simulation.events_until(sim_now))
-            self._send_outcomes(sender, sim_now)
+            self._send_in_time_order(sender, self.simulation.events_until(sim_now), sim_now)
             producer.poll(0)
             stop.wait(max(0.0, _TICK_S - (time.monotonic() - tick)))
         # the last events exactly up to the end, so a full run always covers the same events
-        self._send_events(sender, self.simulation.events_until(self.end_ms))
-        self._send_outcomes(sender, self.end_ms)
+        self._send_in_time_order(sender, self.simulation.events_until(self.end_ms), self.end_ms)
 
     def _drain(self, sender: _Sender, producer: Producer, stop: threading.Event) -> None:
         """Keep the adapters going until answers and due outcomes are in, at most drain_s."""
@@ -493,13 +522,65 @@ class SimDriver:
                     del pending[rid]
             self._sim_now = max(self._sim_now, records[-1].record["ts"])
 
-    def _send_outcomes(self, sender: _Sender, sim_now: int) -> None:
+    def _pop_due(self, sim_now: int) -> list[dict[str, Any]]:
         due: list[dict[str, Any]] = []
         with self._lock:
             heap = self._outcomes
             while heap and heap[0][0] <= sim_now:
                 due.append(heapq.heappop(heap)[2])
             self._sim_now = max(self._sim_now, sim_now)
+        return due
+
+    def _send_in_time_order(self, sender: _Sender, records: list[SimRecord], sim_now: int) -> None:
+        """Produce events and due outcomes merged by timestamp, as a well-behaved upstream would.
+
+        Kafka orders records only within a topic partition. When a customer's next record goes
+        to another topic than one already in flight, the records before it are acknowledged
+        first (a flush), so the broker never holds a customer's later event without the
+        earlier one — the order an upstream system with per-customer ordering guarantees.
+        """
+        due = self._pop_due(sim_now)
+        merged: list[tuple[int, int, SimRecord | dict[str, Any]]] = [
+            (rec.record["ts"], 1, rec) for rec in records
+        ]
+        merged.extend((o["ts"], 0, o) for o in due)
+        merged.sort(key=lambda item: (item[0], item[1]))
+        wave: list[SimRecord | dict[str, Any]] = []
+        topic_of: dict[str, str] = {}
+        for _ts, _rank, item in merged:
+            customer, topic = (
+                (item.key, item.topic) if isinstance(item, SimRecord)
+                else (item["customer_id"], OUTCOME_TOPIC)
+            )  # fmt: skip
+            if topic_of.get(customer, topic) != topic:
+                self._send_wave(sender, wave)
+                sender.producer.flush(_FLUSH_S)
+                wave, topic_of = [], {}
+            topic_of[customer] = topic
+            wave.append(item)
+        self._send_wave(sender, wave)
+
+    def _send_wave(self, sender: _Sender, wave: list[SimRecord | dict[str, Any]]) -> None:
+        run: list[Any] = []
+        for item in wave:
+            if run and isinstance(item, SimRecord) != isinstance(run[0], SimRecord):
+                self._send_run(sender, run)
+                run = []
+            run.append(item)
+        self._send_run(sender, run)
+
+    def _send_run(self, sender: _Sender, run: list[Any]) -> None:
+        if not run:
+            return
+        if isinstance(run[0], SimRecord):
+            self._send_events(sender, run)
+        else:
+            self._send_outcome_records(sender, run)
+
+    def _send_outcomes(self, sender: _Sender, sim_now: int) -> None:
+        self._send_outcome_records(sender, self._pop_due(sim_now))
+
+    def _send_outcome_records(self, sender: _Sender, due: list[dict[str, Any]]) -> None:
         if not due:
             return
         for record in due:

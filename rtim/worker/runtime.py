@@ -143,7 +143,10 @@ class CustomerWorker:
             consumer_config(
                 self.settings,
                 self.settings.group(self.settings.group_id),
-                **{"error_cb": self._on_error, "max.partition.fetch.bytes": 4 * 1024 * 1024},
+                **{
+                    "error_cb": self._on_error,
+                    "max.partition.fetch.bytes": 4 * 1024 * 1024,
+                },
             )
         )
         topics = sorted(self._kind_by_physical)
@@ -313,6 +316,13 @@ class CustomerWorker:
                         self.stats.held += 1
                         return  # wait for the lagging input (or the idle timeout)
                     self.stats.idle_timeouts += 1
+                    if os.environ.get("RTIM_DEBUG_ORDER"):
+                        tp = TopicPartition(self._physical_by_kind[kind], task.partition)
+                        assert self._consumer is not None
+                        log.warning("idle timeout", kind=kind, partition=task.partition,
+                                    wm=self._consumer.get_watermark_offsets(tp, cached=True),
+                                    pos=self._consumer.position([tp])[0].offset,
+                                    drained=self._drained)  # fmt: skip
                     caught_up[kind] = True
                     break
             else:
