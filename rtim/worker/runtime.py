@@ -316,13 +316,6 @@ class CustomerWorker:
                         self.stats.held += 1
                         return  # wait for the lagging input (or the idle timeout)
                     self.stats.idle_timeouts += 1
-                    if os.environ.get("RTIM_DEBUG_ORDER"):
-                        tp = TopicPartition(self._physical_by_kind[kind], task.partition)
-                        assert self._consumer is not None
-                        log.warning("idle timeout", kind=kind, partition=task.partition,
-                                    wm=self._consumer.get_watermark_offsets(tp, cached=True),
-                                    pos=self._consumer.position([tp])[0].offset,
-                                    drained=self._drained)  # fmt: skip
                     caught_up[kind] = True
                     break
             else:
