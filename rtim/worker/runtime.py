@@ -278,50 +278,53 @@ class CustomerWorker:
         other input of the partition either has a buffered record (so the smallest timestamp is
         known) or has been read to its end; an input that lags (fetched data still in flight)
         holds the partition back for at most RTIM_MAX_IDLE_MS, the way Kafka Streams'
-        `max.task.idle.ms` does. Dead-lettered records pass at once: they change no state.
+        `max.task.idle.ms` does. Dead-lettered records sort first: they change no state.
         """
         buffers = task.buffers
         caught_up: dict[str, bool] = {}
-        while True:
-            best: tuple[int, int, int] | None = None
-            best_kind = ""
-            for kind, buffer in buffers.items():
-                while buffer and buffer[0][1] is None:  # dead letters: in offset order, no state
-                    offset, _none = buffer.popleft()
-                    yield kind, offset, None
-                if buffer:
-                    offset, event = buffer[0]
-                    assert event is not None
-                    key = (event.ts, _KIND_RANK[kind], offset)
-                    if best is None or key < best:
-                        best, best_kind = key, kind
-            if best is None:
-                task.blocked_since = 0.0
-                return
-            for kind in self._kinds:
-                if buffers.get(kind):
-                    continue
-                if kind not in caught_up:
-                    caught_up[kind] = self._caught_up(kind, task.partition)
-                if not caught_up[kind]:
-                    now = time.monotonic()
-                    held = sum(len(b) for b in buffers.values())
-                    if not self._drained and held < _MAX_HELD:
-                        task.blocked_since = 0.0  # more is fetched already: read on, then decide
-                        self.stats.held += 1
-                        return
-                    if not task.blocked_since:
-                        task.blocked_since = now
-                    if now - task.blocked_since < self.settings.max_idle_ms / 1000:
-                        self.stats.held += 1
-                        return  # wait for the lagging input (or the idle timeout)
-                    self.stats.idle_timeouts += 1
-                    caught_up[kind] = True
-                    break
-            else:
-                task.blocked_since = 0.0  # nothing lags: the next wait starts afresh
-            offset, event = buffers[best_kind].popleft()
-            yield best_kind, offset, event
+        heap: list[tuple[tuple[int, int, int], str]] = [
+            (_order_key(kind, buffer[0]), kind) for kind, buffer in buffers.items() if buffer
+        ]
+        if not heap:
+            task.blocked_since = 0.0
+            return
+        empty = [kind for kind in self._kinds if not buffers.get(kind)]
+        if not self._may_proceed(task, empty, caught_up):
+            return
+        heapq.heapify(heap)
+        pop, push = heapq.heappop, heapq.heappush
+        while heap:
+            _key, kind = pop(heap)
+            buffer = buffers[kind]
+            offset, event = buffer.popleft()
+            yield kind, offset, event
+            if buffer:
+                push(heap, (_order_key(kind, buffer[0]), kind))
+            elif heap and not self._may_proceed(task, (kind,), caught_up):
+                return  # this input may still deliver something earlier than the others' heads
+
+    def _may_proceed(self, task: _Task, empty: Iterable[str], caught_up: dict[str, bool]) -> bool:
+        """False while one of the `empty` inputs lags and the idle bound has not expired."""
+        for kind in empty:
+            if kind not in caught_up:
+                caught_up[kind] = self._caught_up(kind, task.partition)
+            if caught_up[kind]:
+                continue
+            held = sum(len(b) for b in task.buffers.values())
+            if not self._drained and held < _MAX_HELD:
+                task.blocked_since = 0.0  # more is fetched already: read on, then decide
+                self.stats.held += 1
+                return False
+            now = time.monotonic()
+            if not task.blocked_since:
+                task.blocked_since = now
+            if now - task.blocked_since < self.settings.max_idle_ms / 1000:
+                self.stats.held += 1
+                return False  # wait for the lagging input (or the idle timeout)
+            self.stats.idle_timeouts += 1
+            caught_up[kind] = True
+        task.blocked_since = 0.0  # nothing lags: the next wait starts afresh
+        return True
 
     def _caught_up(self, kind: str, partition: int) -> bool:
         """True if this input partition has nothing fetched-but-unseen (position ≥ end)."""
@@ -619,3 +622,9 @@ class CustomerWorker:
         from rtim.worker.changelog import restore_partition
 
         return restore_partition(self.settings, self._changelog, partition, store)
+
+
+def _order_key(kind: str, entry: tuple[int, Event | None]) -> tuple[int, int, int]:
+    """Event time, then the input's rank, then the offset; dead letters first (no state)."""
+    offset, event = entry
+    return (event.ts if event is not None else -1, _KIND_RANK[kind], offset)
