@@ -23,9 +23,7 @@ Nothing here is used by the worker; docs/performance.md reports the results.
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import struct
 import sys
 import time
 import tracemalloc
@@ -33,13 +31,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fastavro import parse_schema, schemaless_writer
-
-from rtim.serde.codec import SINGLE_OBJECT_MAGIC, Codec
+from rtim.serde.codec import Codec
+from rtim.serde.fastencode import DecisionRecordEncoder
 
 __all__ = ["LIVE_VARIANTS", "DecisionRecordEncoder", "live_variants", "main", "run_prototypes"]
 
-_PACK_DOUBLE = struct.Struct("<d").pack
 # the union branch of a feature value (DecisionRecord.features: null|boolean|long|double|string)
 _BRANCH: dict[type, str] = {
     type(None): "null",
@@ -48,110 +44,6 @@ _BRANCH: dict[type, str] = {
     float: "double",
     str: "string",
 }
-
-
-def _varint(n: int) -> bytes:
-    """Avro long: zigzag, then base-128 varint."""
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while z & ~0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
-def _string(s: str) -> bytes:
-    data = s.encode()
-    return _varint(len(data)) + data
-
-
-class DecisionRecordEncoder:
-    """`Codec.encode("DecisionRecord", r)` with memoised candidates and a fast feature map."""
-
-    def __init__(self, codec: Codec, memo_limit: int = 50_000) -> None:
-        header, parsed = codec._writers["DecisionRecord"]  # same schema the codec writes
-        self._header = header
-        fields = {f["name"]: f["type"] for f in parsed["fields"]}
-        named = parsed.get("__named_schemas", {})
-        self._decision = codec.schemas.current("Decision").parsed
-        self._candidate = parse_schema(fields["candidates"]["items"], named_schemas=dict(named))
-        self._offsets = parse_schema(fields["input_offsets"])
-        self._buffer = io.BytesIO()
-        self._memo: dict[tuple[Any, ...], bytes] = {}
-        self._memo_limit = memo_limit
-        self._keys: dict[str, bytes] = {}
-        assert header.startswith(SINGLE_OBJECT_MAGIC)
-
-    def _write(self, schema: Any, datum: Any) -> bytes:
-        buffer = self._buffer
-        buffer.seek(0)
-        buffer.truncate()
-        schemaless_writer(buffer, schema, datum)
-        return buffer.getvalue()
-
-    def _features(self, features: Mapping[str, Any]) -> bytes:
-        # map of union [null, boolean, long, double, string]: branch index, then the value
-        if not features:
-            return b"\x00"
-        keys = self._keys
-        parts = [_varint(len(features))]
-        for name, value in features.items():
-            key = keys.get(name)
-            if key is None:
-                key = keys[name] = _string(name)
-            parts.append(key)
-            if value is None:
-                parts.append(b"\x00")
-            elif value is True:
-                parts.append(b"\x02\x01")
-            elif value is False:
-                parts.append(b"\x02\x00")
-            elif type(value) is int:
-                parts.append(b"\x04" + _varint(value))
-            elif type(value) is float:
-                parts.append(b"\x06" + _PACK_DOUBLE(value))
-            elif type(value) is str:
-                parts.append(b"\x08" + _string(value))
-            else:  # anything unusual: let fastavro decide (and raise) as the codec would
-                raise TypeError(f"feature {name!r}: unsupported value {value!r}")
-        parts.append(b"\x00")
-        return b"".join(parts)
-
-    def _candidates(self, candidates: Sequence[Mapping[str, Any]]) -> bytes:
-        if not candidates:
-            return b"\x00"
-        memo = self._memo
-        parts = [_varint(len(candidates))]
-        for c in candidates:
-            key = (
-                c["offer_id"], c["category"], c["channel"], c["eligible"], c["removed_by"],
-                c["removed_reason"], c["propensity_model"], c["value"], c["expected_value"],
-                c["channel_cost"], c["score"], c["propensity"],
-                tuple(c["channel_scores"].items()) if c["channel_scores"] else (),
-            )  # fmt: skip
-            data = memo.get(key)
-            if data is None:
-                data = self._write(self._candidate, c)
-                if len(memo) < self._memo_limit:
-                    memo[key] = data
-            parts.append(data)
-        parts.append(b"\x00")
-        return b"".join(parts)
-
-    def encode(self, record: Mapping[str, Any]) -> bytes:
-        """The single-object encoded DecisionRecord (no schema registry)."""
-        return b"".join(
-            (
-                self._header,
-                self._write(self._decision, record["decision"]),
-                self._features(record["features"]),
-                self._candidates(record["candidates"]),
-                _string(record["policy"]),
-                self._write(self._offsets, record["input_offsets"]),
-                _varint(record["partition"]),
-            )
-        )
 
 
 # --- measurements -------------------------------------------------------------------------------

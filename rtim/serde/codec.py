@@ -73,6 +73,9 @@ class Codec:
         return cls(schemas, SchemaRegistryClient(url) if url else None)
 
     # --- encoding --------------------------------------------------------------------------
+    def writer(self, name: str) -> tuple[bytes, Any]:
+        """(single-object header, parsed current schema) of record `name`."""
+        return self._writers[name]
 
     def encode(
         self, schema_name: str, record: Mapping[str, Any], topic: str | None = None

@@ -40,6 +40,7 @@ from rtim.errors import BrokerError, DecodeError, RtimError, ValidationError
 from rtim.kafka.config import consumer_config, producer_config
 from rtim.logs import get_logger
 from rtim.serde.codec import Codec
+from rtim.serde.fastencode import DecisionRecordEncoder
 from rtim.settings import Settings
 from rtim.worker.store import PartitionMeta, PartitionStore, timer_key
 
@@ -108,6 +109,9 @@ class CustomerWorker:
         self.settings = settings
         self.engine = engine
         self.codec = codec or Codec.from_settings(settings)
+        # the decision log record is the costliest output: a specialised encoder writes the
+        # same bytes ~3x faster (single-object framing only; with a registry, the codec)
+        self._fast_log = DecisionRecordEncoder(self.codec) if self.codec.registry is None else None
         self.clock = clock
         self.on_batch = on_batch
         self.stats = WorkerStats()
@@ -488,9 +492,16 @@ class CustomerWorker:
         assert producer is not None
         errors = self._delivery_errors
         pending = 0
+        fast = self._fast_log
         for emit in emits:
             topic = self.settings.topic(emit.topic)
-            value = self.codec.encode(emit.schema, emit.record, topic=topic)
+            if fast is not None and emit.schema == "DecisionRecord":
+                try:
+                    value = fast.encode(emit.record)
+                except (TypeError, ValueError, OverflowError):  # unusual values: the full codec
+                    value = self.codec.encode(emit.schema, emit.record, topic=topic)
+            else:
+                value = self.codec.encode(emit.schema, emit.record, topic=topic)
             self._produce(producer, topic, emit.key.encode(), value, ts=emit.record.get("ts"))
             pending += 1
         if pending:
