@@ -34,6 +34,17 @@ def backtest(  # noqa: PLR0917 - typer maps parameters to options
         Path | None,
         typer.Option("--strategy", help="Candidate strategy (default: RTIM_STRATEGY)."),
     ] = None,
+    decision_log: Annotated[
+        bool,
+        typer.Option(
+            "--decision-log",
+            help="Off-policy estimates from rtim's own decision log (--from/--to) joined with "
+            "the outcomes' training examples, instead of a --bandit-log file.",
+        ),
+    ] = False,
+    reward: Annotated[
+        str, typer.Option("--reward", help="With --decision-log: `response` (1/0) or `value`.")
+    ] = "response",
     policy: Annotated[
         str,
         typer.Option(
@@ -74,14 +85,18 @@ def backtest(  # noqa: PLR0917 - typer maps parameters to options
     from rtim.core.banditlog import read_bandit_log
     from rtim.core.ope import evaluate
 
-    if bandit_log is None:
+    if bandit_log is None and not decision_log:
         _recorded(start, end, strategy_file, seed=seed, json_out=json_out, report=report)
         return
     seed = seed or 0
-    log = read_bandit_log(bandit_log)
+    if decision_log:
+        log = _decision_log(start, end, reward)
+    else:
+        assert bandit_log is not None
+        log = read_bandit_log(bandit_log)
     target = _policy(policy, log, epsilon)
     result = evaluate(log, target, np.random.default_rng(seed), n_bootstrap=bootstrap).to_dict()
-    result["source"] = str(bandit_log)
+    result["source"] = str(bandit_log) if bandit_log else "rtim.decision-log"
     result["seed"] = seed
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -89,6 +104,41 @@ def backtest(  # noqa: PLR0917 - typer maps parameters to options
     if report is not None:
         _write_report(report, result)
     _print(result)
+
+
+def _decision_log(start: str, end: str | None, reward: str) -> Any:
+    """The decision log of a recorded range as a BanditLog (rewards from training examples)."""
+    from rtim.commands.replay import _number_or_text
+    from rtim.errors import ConfigError, ValidationError
+    from rtim.replay.decisionlog import bandit_log_from_records
+    from rtim.replay.reader import read_range
+    from rtim.serde.codec import Codec
+    from rtim.serde.jsonio import parse_timestamp
+    from rtim.settings import get_settings
+
+    if reward not in ("response", "value"):
+        raise ConfigError(f"--reward must be response or value, not {reward!r}")
+    settings = get_settings()
+    try:
+        start_ms = parse_timestamp(_number_or_text(start))
+        end_ms = parse_timestamp(_number_or_text(end)) if end is not None else None
+    except Exception as exc:
+        raise ConfigError(f"--from/--to: {exc}") from None
+    codec = Codec.from_settings(settings)
+    log, stats = bandit_log_from_records(
+        read_range(settings, ("rtim.decision-log",), start_ms, end_ms),
+        # outcomes arrive after their decision: read the training examples to the end
+        read_range(settings, ("rtim.training",), start_ms, None),
+        codec,
+        "value" if reward == "value" else "response",
+    )
+    print(
+        f"decision log: {stats.decisions} decisions, {stats.kept} with a known outcome, "
+        f"{stats.unresolved} still open, {stats.no_action} no action, {stats.slates} slates"
+    )
+    if not log.decisions:
+        raise ValidationError("no decision with a known outcome in that range")
+    return log
 
 
 def _recorded(

@@ -56,3 +56,30 @@ def test_backtest_with_the_live_configuration_reproduces_live_decisions(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(out.read_text())["different_from_logged"] > 0
+
+
+def test_off_policy_estimates_from_rtims_own_decision_log(
+    rtim_settings: Callable[..., Settings], applied_topics: Any, run_worker: Any, tmp_path: Path
+) -> None:
+    from rtim.sim.driver import SimDriver
+
+    settings = applied_topics(rtim_settings(timer_clock="event"))
+    worker = run_worker(settings)
+    report = SimDriver(settings, customers=400, rate=400, seed=2, duration_s=15, speedup=600,
+                       drain_s=5, wait_for_workers=True).run()  # fmt: skip
+    worker.stop()
+    assert report.decisions > 100
+    out = tmp_path / "ope.json"
+    env = {**os.environ, "RTIM_BROKER": settings.broker, "RTIM_TOPIC_PREFIX": settings.topic_prefix}
+    done = subprocess.run(
+        [sys.executable, "-m", "rtim", "backtest", "--decision-log", "--from", "0",
+         "--policy", "uniform", "--bootstrap", "100", "--json", str(out)],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "with a known outcome" in done.stdout
+    result = json.loads(out.read_text())
+    assert result["n"] >= 20
+    for name in ("ips", "snips", "dm", "dr"):
+        assert result["estimates"][name]["value"] is not None
+    assert 0.0 <= result["logged_reward_mean"] <= 1.0
