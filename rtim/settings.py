@@ -102,7 +102,7 @@ class Settings(BaseSettings):
         "rtim.learner", description="Consumer group of the learners (one writer per model)."
     )
     model_publish_ms: int = Field(
-        250, ge=10, description="Longest delay between a model learning and its snapshot."
+        500, ge=10, description="Longest delay between a model learning and its snapshot."
     )
     model_key: SecretStr | None = Field(
         None,

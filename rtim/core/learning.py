@@ -43,7 +43,7 @@ __all__ = [
 
 MODEL_FORMAT: Final = "river-pickle/1"
 _LEARNING_RATE: Final = 0.05
-RECENT_EXAMPLES: Final = 2_000  # > one worker batch of examples per model
+RECENT_EXAMPLES: Final = 256  # > the examples of one model in one worker batch, in practice
 
 
 class ModelIntegrityError(RtimError):

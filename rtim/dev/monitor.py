@@ -150,6 +150,17 @@ class DecisionMonitor:
             if candidate["removed_by"]:
                 self.suppressed[candidate["removed_by"]] += 1
 
+    def read_models(self) -> None:
+        """Record the latest metrics of every model (reads rtim.models to its end once)."""
+        from rtim.learning.snapshots import read_snapshots
+
+        for record in read_snapshots(self.settings, Codec.from_settings(self.settings)):
+            with self._lock:
+                self.models[record["model_id"]] = {
+                    "version": float(record["version"]),
+                    **{k: round(v, 4) for k, v in record["metrics"].items()},
+                }
+
     def wait_idle(self, quiet_s: float = 1.0, timeout_s: float = 15.0) -> None:
         """Wait until no new decision arrived for `quiet_s` (bounded by `timeout_s`)."""
         deadline = time.monotonic() + timeout_s

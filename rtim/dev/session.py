@@ -63,6 +63,7 @@ class DevSession:
             stack.callback(monitor.stop)
             report = self._simulate(settings, monitor, stop, live, proc)
             monitor.wait_idle(quiet_s=1.0, timeout_s=10)
+            monitor.read_models()
             snapshot = monitor.snapshot()
         summary = self._summary(report, snapshot, time.monotonic() - started)
         from rtim.dev.summary import write_dev_report

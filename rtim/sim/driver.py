@@ -532,33 +532,15 @@ class SimDriver:
         return due
 
     def _send_in_time_order(self, sender: _Sender, records: list[SimRecord], sim_now: int) -> None:
-        """Produce events and due outcomes merged by timestamp, as a well-behaved upstream would.
-
-        Kafka orders records only within a topic partition. When a customer's next record goes
-        to another topic than one already in flight, the records before it are acknowledged
-        first (a flush), so the broker never holds a customer's later event without the
-        earlier one — the order an upstream system with per-customer ordering guarantees.
-        """
+        """Produce events and due outcomes merged by timestamp, as a well-behaved upstream
+        would: an outcome is never sent after an event that happened later."""
         due = self._pop_due(sim_now)
         merged: list[tuple[int, int, SimRecord | dict[str, Any]]] = [
             (rec.record["ts"], 1, rec) for rec in records
         ]
         merged.extend((o["ts"], 0, o) for o in due)
         merged.sort(key=lambda item: (item[0], item[1]))
-        wave: list[SimRecord | dict[str, Any]] = []
-        topic_of: dict[str, str] = {}
-        for _ts, _rank, item in merged:
-            customer, topic = (
-                (item.key, item.topic) if isinstance(item, SimRecord)
-                else (item["customer_id"], OUTCOME_TOPIC)
-            )  # fmt: skip
-            if topic_of.get(customer, topic) != topic:
-                self._send_wave(sender, wave)
-                sender.producer.flush(_FLUSH_S)
-                wave, topic_of = [], {}
-            topic_of[customer] = topic
-            wave.append(item)
-        self._send_wave(sender, wave)
+        self._send_wave(sender, [item for _ts, _rank, item in merged])
 
     def _send_wave(self, sender: _Sender, wave: list[SimRecord | dict[str, Any]]) -> None:
         run: list[Any] = []
