@@ -12,14 +12,22 @@ from pathlib import Path
 
 import pytest
 
+from rtim.paths import contract_dir
+
 pytestmark = pytest.mark.e2e
 
 
 def test_the_learned_policy_beats_the_control_group_without_violations(tmp_path: Path) -> None:
     out = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RTIM_")}
+    # the example strategy with a larger control group: a tighter interval in a short run
+    example = (contract_dir("strategies") / "example.yaml").read_text()
+    assert "  share: 0.10\n" in example
+    strategy = tmp_path / "strategy.yaml"
+    strategy.write_text(example.replace("  share: 0.10\n", "  share: 0.25\n"))
+    env["RTIM_STRATEGY"] = str(strategy)
     done = subprocess.run(
-        [sys.executable, "-m", "rtim", "dev", "--duration", "75", "--customers", "2000",
+        [sys.executable, "-m", "rtim", "dev", "--duration", "100", "--customers", "2000",
          "--rate", "600", "--seed", "5", "--out", str(out), "--no-live"],
         env=env, capture_output=True, text=True, timeout=400, check=False,
     )  # fmt: skip
@@ -33,12 +41,12 @@ def test_the_learned_policy_beats_the_control_group_without_violations(tmp_path:
     # a lagging input topic (RTIM_MAX_IDLE_MS) and decide before an earlier event on another
     # topic is applied; measured 0-10 such decisions per run here, never more than 0.5 %.
     assert s["rule_violations"] <= 0.005 * s["decisions"], s["violations_by_kind"]
-    assert s["control_decisions"] >= 200
+    assert s["control_decisions"] >= 500
     # under the simulator's hidden truth, the policy's chosen actions are worth clearly more
-    # than the control group's (the interval of the difference excludes zero) …
+    # than the control group's: the interval of the difference excludes zero. (The realized
+    # reward, printed above, is far noisier — rare high-value conversions — and is reported,
+    # not asserted: over 75 s runs its interval sometimes spans zero.)
     assert s["expected_lift_ci95"][0] > 0, figures
-    # … and what customers actually did agrees in direction
-    assert s["policy_reward_rate"] > s["control_reward_rate"], figures
     # the models learned from the outcomes
     learned = [m for m in s["models"].values() if m.get("examples", 0) >= 50]
     assert learned, "some offers' models learned from at least 50 outcomes"
