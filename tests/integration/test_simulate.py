@@ -166,7 +166,8 @@ def test_the_command_reports_and_writes_json(
     rtim_env: Callable[..., dict[str, str]], tmp_path: Path
 ) -> None:
     out = tmp_path / "report.json"
-    done = run_cli(rtim_env(), "--customers", "30", "--rate", "50", "--duration", "1", "-q",
+    # long enough that some requests are sent whatever the machine's load
+    done = run_cli(rtim_env(), "--customers", "30", "--rate", "100", "--duration", "3", "-q",
                    "--json", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "rtim simulate:" in done.stdout
