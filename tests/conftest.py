@@ -151,6 +151,23 @@ class TopicIO:
         """Produce raw bytes (for bad input)."""
         self._producer.produce(self.settings.topic(topic), value, key)
 
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes,
+        *,
+        timestamp: int | None = None,
+        on_delivery: Callable[[Any, Any], None] | None = None,
+    ) -> None:
+        """Produce encoded bytes to a logical topic (message timestamp and callback optional)."""
+        kwargs: dict[str, Any] = {}
+        if timestamp is not None:
+            kwargs["timestamp"] = timestamp
+        if on_delivery is not None:
+            kwargs["on_delivery"] = on_delivery
+        self._producer.produce(self.settings.topic(topic), value, key, **kwargs)
+
     def flush(self) -> None:
         assert self._producer.flush(30) == 0
 
@@ -279,3 +296,24 @@ def run_worker() -> Iterator[Callable[..., RunningWorker]]:
     for worker in running:
         if worker._thread.is_alive():
             worker.stop()
+
+
+def profiles_on_disk(settings: Settings) -> dict[str, Any]:
+    """Every profile a stopped worker left in its RocksDB stores under the settings' data dir."""
+    from rtim.core.profile import decode_profile
+    from rtim.worker.store import PartitionStore
+
+    out: dict[str, Any] = {}
+    for path in sorted((Path(settings.data_dir) / "customer").iterdir()):
+        store = PartitionStore(path)
+        try:
+            out.update((cid, decode_profile(raw)) for cid, raw in store.profiles())
+        finally:
+            store.close()
+    return out
+
+
+@pytest.fixture
+def stored_profiles() -> Callable[[Settings], dict[str, Any]]:
+    """``stored_profiles(settings) -> {customer_id: profile}`` from a stopped worker's state."""
+    return profiles_on_disk

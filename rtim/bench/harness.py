@@ -687,36 +687,27 @@ def _baselines(  # noqa: PLR0917 - one private call site
     rates = [options.rate] + ([options.low_rate] if options.low_latency_s else [])
     progress(f"baseline: broker echo at {' and '.join(f'{r:g}' for r in rates)} requests/s")
     with EchoRelay(settings, "rtim.requests", "rtim.decisions.web"):
-        echo = measure_request_latency(
-            settings,
-            customers,
-            rate=options.rate,
-            duration_s=options.echo_s,
-            warmup_s=min(options.warmup_s, 1.0),
-            answer_topics=("rtim.decisions.web",),
-            id_prefix="echo",
-            keep_decisions=False,
-        )
-        result["baseline_echo_latency_ms"] = echo.summary()
+        loads = [("baseline_echo_latency_ms", options.rate, "echo")]
         if options.low_latency_s:
-            low = measure_request_latency(
+            loads.append(("baseline_echo_latency_low_load_ms", options.low_rate, "echolow"))
+        for key, rate, prefix in loads:
+            result[key] = measure_request_latency(
                 settings,
                 customers,
-                rate=options.low_rate,
+                rate=rate,
                 duration_s=options.echo_s,
                 warmup_s=min(options.warmup_s, 1.0),
                 answer_topics=("rtim.decisions.web",),
-                id_prefix="echolow",
+                id_prefix=prefix,
                 keep_decisions=False,
-            )
-            result["baseline_echo_latency_low_load_ms"] = low.summary()
+            ).summary()
 
     ingest = result.get("ingest_events_per_s") or 0.0
     p99 = result.get("request_latency_ms", {}).get("p99")
     result["ratios"] = {
         "ingest_vs_faust_table": _ratio(ingest, faust["events_per_s"]),
         "ingest_vs_raw_consume": _ratio(ingest, raw["events_per_s"], 4),
-        "request_p99_vs_echo_p99": _ratio(p99, echo.latency_ms.get("p99")),
+        "request_p99_vs_echo_p99": _ratio(p99, result["baseline_echo_latency_ms"].get("p99")),
     }
 
 

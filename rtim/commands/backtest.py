@@ -108,22 +108,16 @@ def backtest(  # noqa: PLR0917 - typer maps parameters to options
 
 def _decision_log(start: str, end: str | None, reward: str) -> Any:
     """The decision log of a recorded range as a BanditLog (rewards from training examples)."""
-    from rtim.commands.replay import _number_or_text
     from rtim.errors import ConfigError, ValidationError
     from rtim.replay.decisionlog import bandit_log_from_records
-    from rtim.replay.reader import read_range
+    from rtim.replay.reader import read_range, time_range
     from rtim.serde.codec import Codec
-    from rtim.serde.jsonio import parse_timestamp
     from rtim.settings import get_settings
 
     if reward not in ("response", "value"):
         raise ConfigError(f"--reward must be response or value, not {reward!r}")
     settings = get_settings()
-    try:
-        start_ms = parse_timestamp(_number_or_text(start))
-        end_ms = parse_timestamp(_number_or_text(end)) if end is not None else None
-    except Exception as exc:
-        raise ConfigError(f"--from/--to: {exc}") from None
+    start_ms, end_ms = time_range(start, end)
     codec = Codec.from_settings(settings)
     log, stats = bandit_log_from_records(
         read_range(settings, ("rtim.decision-log",), start_ms, end_ms),
@@ -151,13 +145,11 @@ def _recorded(
     report: Path | None,
 ) -> None:
     """Re-run the engine over recorded topics and compare with the logged decisions."""
-    from rtim.commands.replay import INPUT_TOPICS, _number_or_text
     from rtim.core.decisioning import NoModels
-    from rtim.errors import ConfigError
+    from rtim.core.events import INPUT_TOPICS
     from rtim.replay.backtest import run_backtest
-    from rtim.replay.reader import read_range
+    from rtim.replay.reader import read_range, time_range
     from rtim.serde.codec import Codec
-    from rtim.serde.jsonio import parse_timestamp
     from rtim.settings import get_settings
     from rtim.worker.service import build_engine, load_configured_strategy
 
@@ -167,11 +159,7 @@ def _recorded(
     if seed is not None:
         settings = settings.model_copy(update={"seed": seed})
     seed = settings.seed
-    try:
-        start_ms = parse_timestamp(_number_or_text(start))
-        end_ms = parse_timestamp(_number_or_text(end)) if end is not None else None
-    except Exception as exc:
-        raise ConfigError(f"--from/--to: {exc}") from None
+    start_ms, end_ms = time_range(start, end)
     strategy = load_configured_strategy(settings)
     codec = Codec.from_settings(settings)
     engine = build_engine(settings, strategy, NoModels())

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -123,43 +121,3 @@ def _money(value: float | None) -> str:
 
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.2f}%"
-
-
-def start_worker_process(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """Start `rtim worker` as a child that dies with us (no orphans even on SIGKILL)."""
-    log_file = log_path.open("ab")
-
-    def die_with_parent() -> None:  # Linux: SIGTERM to the child when the parent dies
-        try:
-            import ctypes
-
-            ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
-
-    return subprocess.Popen(
-        [sys.executable, "-m", "rtim", "worker", "--timer-clock", "event", "--stats-every", "5"],
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        preexec_fn=die_with_parent,  # noqa: PLW1509 - no threads touch this before exec
-        start_new_session=True,  # Ctrl-C goes to us; we stop the worker in order
-    )
-
-
-def wait_for_line(path: Path, needle: str, timeout_s: float, proc: subprocess.Popen[bytes]) -> None:
-    """Wait until `needle` appears in a log file (raises if the process dies first)."""
-    from rtim.errors import RtimError
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if path.exists() and needle in path.read_text(errors="replace"):
-            return
-        if proc.poll() is not None:
-            tail = (
-                path.read_text(errors="replace").strip().splitlines()[-3:] if path.exists() else []
-            )
-            raise RtimError(f"the worker exited (code {proc.returncode}): {' | '.join(tail)}")
-        time.sleep(0.1)
-    raise RtimError(f"the worker did not get ready in {timeout_s:.0f}s (see {path})")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Annotated, Any
 
 import typer
@@ -27,45 +26,28 @@ def explain(
 ) -> None:
     """Print a decision's explanation: features used, every candidate and the rule that removed
     it, scores, propensities and the reasons sent to the channel."""
-    from confluent_kafka import Consumer, TopicPartition
-    from confluent_kafka.admin import AdminClient
-
-    from rtim.errors import RtimError, ValidationError
-    from rtim.kafka.config import admin_config, consumer_config
+    from rtim.errors import RtimError
+    from rtim.replay.reader import read_range
     from rtim.serde.codec import Codec
     from rtim.serde.jsonio import record_to_json
     from rtim.settings import get_settings
 
     settings = get_settings()
-    topic = settings.topic("rtim.decision-log")
-    metadata = AdminClient(admin_config(settings)).list_topics(timeout=15)
-    if topic not in metadata.topics:
-        raise ValidationError(f"topic {topic} does not exist — run `rtim topics apply`")
-    partitions = metadata.topics[topic].partitions
-    consumer = Consumer(consumer_config(settings, None, **{"enable.partition.eof": True}))
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
     codec = Codec.from_settings(settings)
     found: dict[str, Any] | None = None
-    at_end: set[int] = set()
-    deadline = time.monotonic() + timeout
-    try:
-        while found is None and len(at_end) < len(partitions) and time.monotonic() < deadline:
-            for message in consumer.consume(1000, 0.5):
-                if message.error():
-                    at_end.add(message.partition())
-                    continue
-                try:
-                    _name, record = codec.decode(message.value() or b"")
-                except RtimError:
-                    continue
-                decision = record["decision"]
-                if decision_id in (decision["decision_id"], decision.get("request_id")):
-                    found = record
-                    break
-    finally:
-        consumer.close()
+    for message in read_range(settings, ("rtim.decision-log",), timeout_s=timeout):
+        try:
+            _name, record = codec.decode(message.value or b"", expected="DecisionRecord")
+        except RtimError:
+            continue
+        decision = record["decision"]
+        if decision_id in (decision["decision_id"], decision.get("request_id")):
+            found = record
+            break
     if found is None:
-        raise ValidationError(f"no decision {decision_id!r} on {topic}")
+        from rtim.errors import ValidationError
+
+        raise ValidationError(f"no decision {decision_id!r} on rtim.decision-log")
     if as_json:
         print(json.dumps(record_to_json(found), indent=2))
         return

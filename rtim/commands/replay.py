@@ -9,16 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
-__all__ = ["INPUT_TOPICS", "register"]
+from rtim.core.events import INPUT_TOPICS
 
-INPUT_TOPICS = (
-    "rtim.events.clickstream",
-    "rtim.events.transactions",
-    "rtim.events.complaints",
-    "rtim.events.profile",
-    "rtim.requests",
-    "rtim.outcomes",
-)
+__all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
@@ -56,16 +49,12 @@ def replay(  # noqa: PLR0917 - typer maps parameters to options
     """Read a time range of recorded topics with a standalone consumer (commits nothing, joins
     no group) and export it or republish it to a sandbox prefix."""
     from rtim.errors import ConfigError
-    from rtim.serde.jsonio import parse_timestamp
+    from rtim.replay.reader import time_range
     from rtim.serde.topicmap import topic_schema
     from rtim.settings import get_settings
 
     settings = get_settings()
-    try:
-        start_ms = parse_timestamp(_number_or_text(start))
-        end_ms = parse_timestamp(_number_or_text(end)) if end is not None else None
-    except Exception as exc:
-        raise ConfigError(f"--from/--to: {exc}") from None
+    start_ms, end_ms = time_range(start, end)
     names = [t.strip() for t in topics.split(",") if t.strip()]
     for name in names:
         topic_schema(name)  # unknown topic: one clear line
@@ -86,10 +75,6 @@ def replay(  # noqa: PLR0917 - typer maps parameters to options
         counts = _republish(settings, names, start_ms, end_ms, sandbox_prefix)
     for topic in names:
         print(f"{topic}: {counts.get(topic, 0)} records")
-
-
-def _number_or_text(value: str) -> int | str:
-    return int(value) if value.strip().lstrip("-").isdigit() else value
 
 
 def _export(

@@ -7,7 +7,7 @@ methods, so a replay of the same topics reproduces live decisions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -57,6 +57,10 @@ class Decider(Protocol):
         """Handle the profile's timers due at `now` (event time)."""
         ...
 
+    def answer_erased(self, profile: Profile, event: Event) -> list[Emit]:
+        """The answer to a request of an erased customer (no action, no personal data)."""
+        ...
+
 
 class Engine:
     """Applies events to profiles and lets the decider react; pure given its decider."""
@@ -84,7 +88,4 @@ class Engine:
         return StepResult(after, emits)
 
     def _erased_answer(self, profile: Profile, event: Event) -> list[Emit]:
-        answer: Callable[[Profile, Event], list[Emit]] | None = getattr(
-            self.decider, "answer_erased", None
-        )
-        return answer(profile, event) if answer and event.kind == "request" else []
+        return self.decider.answer_erased(profile, event) if event.kind == "request" else []

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 __all__ = [
+    "INPUT_TOPICS",
     "KIND_BY_SCHEMA",
     "KIND_BY_TOPIC",
     "SCHEMA_BY_KIND",
     "Event",
     "event_hash",
     "make_event",
+    "order_key",
 ]
 
 # Logical input topic → event kind. The kind is also the short code of the source in the
@@ -25,6 +27,12 @@ KIND_BY_TOPIC: Final[dict[str, str]] = {
     "rtim.requests": "request",
     "rtim.outcomes": "outcome",
 }
+
+INPUT_TOPICS: Final = tuple(KIND_BY_TOPIC)
+
+# Processing order of a partition's inputs: event time, then this rank for equal timestamps
+# (state-changing inputs before the requests that read them), then the offset.
+_KIND_RANK: Final = {"profile": 0, "txn": 1, "complaint": 2, "click": 3, "outcome": 4, "request": 5}
 
 SCHEMA_BY_KIND: Final[dict[str, str]] = {
     "click": "ClickstreamEvent",
@@ -65,3 +73,8 @@ def make_event(kind: str, record: dict[str, Any], offset: int = -1) -> Event:
 def event_hash(event_id: str) -> int:
     """A stable 64-bit hash of an event id (remembered instead of the id, to stay small)."""
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
+
+
+def order_key(kind: str, ts: int, offset: int) -> tuple[int, int, int]:
+    """Sort key of an input record within its partition (the worker and the backtest agree)."""
+    return (ts, _KIND_RANK[kind], offset)

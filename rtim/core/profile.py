@@ -25,7 +25,6 @@ from rtim.core.events import Event, event_hash
 __all__ = [
     "DAY_MS",
     "Contact",
-    "DecisionMemo",
     "PendingAttribution",
     "Profile",
     "TimerEntry",
@@ -54,8 +53,6 @@ MAX_ANONYMOUS_IDS: Final = 3
 Contact = tuple[int, str, str]
 # (due, name, trigger_id, kind): a delayed trigger or attribution expiry, in event time.
 TimerEntry = tuple[int, str, str, str]
-# (decision_id, ts, channel, offer_ids, propensities, control_group, expires_at, resolved)
-DecisionMemo = tuple[str, int, str, tuple[str, ...], tuple[float, ...], bool, int, tuple[str, ...]]
 # An action awaiting its outcome (rtim.core.attribution): (decision_id, decision ts, channel index
 # in CHANNELS, offer_id, logged propensity, control_group, attribution window in seconds,
 # packed model features). Kept compact: it is the largest per-decision state of a profile.
@@ -104,7 +101,6 @@ class Profile(TypedDict, total=False):
     contacts: tuple[Contact, ...]
     offer_last_shown: dict[str, int]
     offer_responses: dict[str, tuple[str, int]]  # offer → (outcome type, ts)
-    decisions: tuple[DecisionMemo, ...]
     timers: tuple[TimerEntry, ...]
     # decisioning state (rtim.core.decisioning / attribution), all bounded and pruned by time
     pending: tuple[PendingAttribution, ...]  # actions awaiting an outcome, oldest first
@@ -332,7 +328,7 @@ def _add_to_days(
 
 # --- encoding ---------------------------------------------------------------------------------
 # Internal state (RocksDB and the changelog topic), never part of the public contract: msgpack
-# with short keys. A new key needs a new, unused alias; never reuse an alias.
+# with short keys. A new key needs a new, unused alias; never reuse an alias (retired: "dc").
 
 _FORMAT: Final = 1
 _ALIASES: Final[dict[str, str]] = {
@@ -345,7 +341,7 @@ _ALIASES: Final[dict[str, str]] = {
     "declined_payments": "dp", "credit_check": "cc", "last_salary": "sal",
     "open_complaints": "oc", "complaint_times": "ct", "last_complaint_ts": "lc",
     "last_complaint_severity": "lcs", "consent": "cn", "attributes": "at", "linked_ids": "li",
-    "contacts": "cx", "offer_last_shown": "ols", "offer_responses": "or", "decisions": "dc",
+    "contacts": "cx", "offer_last_shown": "ols", "offer_responses": "or",
     "timers": "tm", "erased_ts": "er", "pending": "pa", "offer_shows": "osh",
     "trigger_fired": "tf", "signals": "sg",
 }  # fmt: skip

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -12,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from rtim.dev.monitor import DecisionMonitor
+from rtim.errors import RtimError
 from rtim.kafka.broker import EmbeddedBroker
 from rtim.kafka.topics import ensure_topics
 from rtim.logs import get_logger
 from rtim.settings import Settings
 
-__all__ = ["DevSession"]
+__all__ = ["DevSession", "start_worker_process", "wait_for_line"]
 
 log = get_logger("dev")
 
@@ -38,8 +41,6 @@ class DevSession:
 
     def run(self, stop: threading.Event, live: bool = False) -> dict[str, Any]:
         """Run to the end of the duration (or until `stop`); return the summary."""
-        from rtim.commands.dev import start_worker_process, wait_for_line
-
         self.run_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         with contextlib.ExitStack() as stack:
@@ -200,3 +201,41 @@ def _stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
             log.warning("worker did not stop in time; killing it", pid=proc.pid)
             proc.kill()
             proc.wait(5)
+
+
+def start_worker_process(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start `rtim worker` as a child that dies with us (no orphans even on SIGKILL)."""
+    log_file = log_path.open("ab")
+
+    def die_with_parent() -> None:  # Linux: SIGTERM to the child when the parent dies
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "rtim", "worker", "--timer-clock", "event", "--stats-every", "5"],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - no threads touch this before exec
+        start_new_session=True,  # Ctrl-C goes to us; we stop the worker in order
+    )
+
+
+def wait_for_line(path: Path, needle: str, timeout_s: float, proc: subprocess.Popen[bytes]) -> None:
+    """Wait until `needle` appears in a log file (raises if the process dies first)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists() and needle in path.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            tail = (
+                path.read_text(errors="replace").strip().splitlines()[-3:] if path.exists() else []
+            )
+            raise RtimError(f"the worker exited (code {proc.returncode}): {' | '.join(tail)}")
+        time.sleep(0.1)
+    raise RtimError(f"the worker did not get ready in {timeout_s:.0f}s (see {path})")

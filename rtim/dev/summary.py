@@ -9,6 +9,7 @@ from rtim.dev.report import bar_chart, histogram, line_chart, write_report
 
 __all__ = ["HEADLINE", "write_dev_report"]
 
+GROUPS = ("policy", "control")
 HEADLINE = (
     "events",
     "decisions",
@@ -37,31 +38,29 @@ def write_dev_report(
     curve = sim.get("learning_curve") or []
     t0 = curve[0]["t_ms"] if curve else 0
     hours = [(point["t_ms"] - t0) / 3_600_000 for point in curve]
+
+    def policy_vs_control(title: str, suffix: str, ylabel: str) -> str:
+        return line_chart(
+            title,
+            hours,
+            {group: [point[f"{group}_{suffix}"] for point in curve] for group in GROUPS},
+            "simulated hours since start",
+            ylabel,
+        )
+
     figures = [
         (
             "Learning curve: reward per decision (value of responses minus contact cost) of "
             "policy vs control decisions over time",
-            line_chart(
-                "reward per decision, per time bucket",
-                hours,
-                {
-                    "policy": [point["policy_value"] for point in curve],
-                    "control": [point["control_value"] for point in curve],
-                },
-                "simulated hours since start",
-                "reward per decision",
+            policy_vs_control(
+                "reward per decision, per time bucket", "value", "reward per decision"
             ),
         ),
         (
             "Response rate (click, accept, convert) of policy vs control decisions over time",
-            line_chart(
+            policy_vs_control(
                 "response rate per time bucket",
-                hours,
-                {
-                    "policy": [point["policy_rate"] for point in curve],
-                    "control": [point["control_rate"] for point in curve],
-                },
-                "simulated hours since start",
+                "rate",
                 "share of decisions with a positive response",
             ),
         ),

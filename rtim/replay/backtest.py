@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rtim.core.engine import Emit, Engine, StepContext
-from rtim.core.events import KIND_BY_TOPIC, SCHEMA_BY_KIND, Event, make_event
+from rtim.core.events import KIND_BY_TOPIC, SCHEMA_BY_KIND, Event, make_event, order_key
 from rtim.core.profile import Profile, new_profile
 from rtim.core.validation import validate_record
 from rtim.errors import RtimError
@@ -24,9 +24,6 @@ from rtim.replay.reader import RecordedMessage
 from rtim.serde.codec import Codec
 
 __all__ = ["BacktestResult", "run_backtest"]
-
-# the worker's tie-break between inputs with the same timestamp (rtim.worker.runtime)
-_KIND_RANK = {"profile": 0, "txn": 1, "complaint": 2, "click": 3, "outcome": 4, "request": 5}
 
 
 @dataclass
@@ -80,7 +77,7 @@ def run_backtest(
             result.invalid += 1  # the live worker dead-lettered it too
             continue
         event = make_event(kind, record, message.offset)
-        key = (event.ts, _KIND_RANK[kind], message.offset)
+        key = order_key(kind, event.ts, message.offset)
         by_partition.setdefault(message.partition, []).append((key, event))
     for partition in sorted(by_partition):
         _run_partition(partition, sorted(by_partition[partition], key=lambda x: x[0]), engine,

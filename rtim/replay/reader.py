@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from rtim.errors import BrokerError, TopicError
+from rtim.errors import BrokerError, ConfigError, TopicError
 from rtim.kafka.config import admin_config, consumer_config
 from rtim.settings import Settings
 
-__all__ = ["RecordedMessage", "read_range"]
+__all__ = ["RecordedMessage", "read_range", "time_range"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,19 @@ class RecordedMessage:
     timestamp: int
     key: bytes | None
     value: bytes | None
+
+
+def time_range(start: str, end: str | None) -> tuple[int, int | None]:
+    """`--from`/`--to` values (ISO-8601 or epoch ms) as epoch ms; ConfigError if unreadable."""
+    from rtim.serde.jsonio import parse_timestamp
+
+    def ms(value: str) -> int:
+        return parse_timestamp(int(value) if value.strip().lstrip("-").isdigit() else value)
+
+    try:
+        return ms(start), (ms(end) if end is not None else None)
+    except Exception as exc:
+        raise ConfigError(f"--from/--to: {exc}") from None
 
 
 def read_range(

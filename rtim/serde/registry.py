@@ -61,25 +61,21 @@ class SchemaRegistryClient:
 
     def register(self, subject: str, schema: str) -> int:
         """Register `schema` (Avro JSON text) under `subject`; return its id."""
-        key = (subject, schema)
-        cached = self._ids.get(key)
-        if cached is not None:
-            return cached
-        answer = self._request("POST", f"/subjects/{_quote(subject)}/versions", {"schema": schema})
-        schema_id = _int_field(answer, "id", f"registering a schema under {subject!r}")
-        with self._lock:
-            self._ids[key] = schema_id
-            self._schemas.setdefault(schema_id, schema)
-        return schema_id
+        return self._schema_id(
+            subject, schema, f"/subjects/{_quote(subject)}/versions", "registering"
+        )
 
     def lookup(self, subject: str, schema: str) -> int:
         """The id of `schema` if it is registered under `subject`; RegistryError (404) if not."""
+        return self._schema_id(subject, schema, f"/subjects/{_quote(subject)}", "looking up")
+
+    def _schema_id(self, subject: str, schema: str, path: str, doing: str) -> int:
         key = (subject, schema)
         cached = self._ids.get(key)
         if cached is not None:
             return cached
-        answer = self._request("POST", f"/subjects/{_quote(subject)}", {"schema": schema})
-        schema_id = _int_field(answer, "id", f"looking up a schema under {subject!r}")
+        answer = self._request("POST", path, {"schema": schema})
+        schema_id = _int_field(answer, "id", f"{doing} a schema under {subject!r}")
         with self._lock:
             self._ids[key] = schema_id
             self._schemas.setdefault(schema_id, schema)

@@ -33,7 +33,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from rtim.core.engine import Emit, Engine, StepContext
-from rtim.core.events import KIND_BY_TOPIC, SCHEMA_BY_KIND, Event, make_event
+from rtim.core.events import KIND_BY_TOPIC, SCHEMA_BY_KIND, Event, make_event, order_key
 from rtim.core.profile import Profile, decode_profile, encode_profile, new_profile
 from rtim.core.validation import validate_record
 from rtim.errors import BrokerError, DecodeError, RtimError, ValidationError
@@ -51,8 +51,6 @@ log = get_logger("worker")
 CHANGELOG_TOPIC = "rtim.changelog.customer"
 DLQ_TOPIC = "rtim.dlq"
 _META_KEY = b"\x00meta"
-# merge order for records with equal timestamps: state-changing inputs before requests
-_KIND_RANK = {"profile": 0, "txn": 1, "complaint": 2, "click": 3, "outcome": 4, "request": 5}
 _CACHE_PER_PARTITION = 50_000
 _IDLE_WAIT_S = 0.1  # longest sleep without input: wall-clock timers fire at most this late
 _HOLD_WAIT_S = 0.002  # sleep while records wait for a lagging input
@@ -638,4 +636,4 @@ class CustomerWorker:
 def _order_key(kind: str, entry: tuple[int, Event | None]) -> tuple[int, int, int]:
     """Event time, then the input's rank, then the offset; dead letters first (no state)."""
     offset, event = entry
-    return (event.ts if event is not None else -1, _KIND_RANK[kind], offset)
+    return order_key(kind, event.ts if event is not None else -1, offset)

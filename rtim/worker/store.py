@@ -81,23 +81,12 @@ class PartitionStore:
             out.append((due, key[9:].decode()))
         return out
 
-    def next_due(self) -> int | None:
-        """Due time of the earliest timer, or None."""
-        for key in self._db.keys(from_key=_TIMER):
-            if key >= _TIMER_END:
-                return None
-            return int.from_bytes(key[1:9], "big")
-        return None
-
     def profiles(self) -> Iterator[tuple[str, bytes]]:
         """Every (customer_id, encoded profile) of the partition."""
         for key, value in self._db.items(from_key=_PROFILE):
             if not key.startswith(_PROFILE):
                 break
             yield key[1:].decode(), value
-
-    def count_profiles(self) -> int:
-        return sum(1 for _ in self.profiles())
 
     # --- writes ---------------------------------------------------------------------------------
     def write(

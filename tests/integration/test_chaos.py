@@ -19,11 +19,10 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from rtim.core.profile import Profile, decode_profile
+from rtim.core.profile import Profile
 from rtim.kafka.config import consumer_config
 from rtim.serde.jsonio import record_from_json
 from rtim.settings import Settings
-from rtim.worker.store import PartitionStore
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +103,7 @@ def preload(io: Any, items: list[tuple[str, dict[str, Any]]]) -> dict[tuple[str,
     for topic, record in items:
         physical = io.settings.topic(topic)
         value = io.codec.encode(INPUTS[topic], record, topic=physical)
-        io._producer.produce(physical, value, record["customer_id"].encode(), on_delivery=delivered)
+        io.produce(topic, value, record["customer_id"].encode(), on_delivery=delivered)
     io.flush()
     return ends
 
@@ -159,17 +158,6 @@ def run_to_end(
     return kills
 
 
-def profiles(settings: Settings) -> dict[str, Profile]:
-    out: dict[str, Profile] = {}
-    for path in sorted((Path(settings.data_dir) / "customer").iterdir()):
-        store = PartitionStore(path)
-        try:
-            out.update((cid, decode_profile(raw)) for cid, raw in store.profiles())
-        finally:
-            store.close()
-    return out
-
-
 def decisions(io: Any) -> list[dict[str, Any]]:
     records = io.read("rtim.decision-log", settle=1.0)
     return [r["decision"] for r in records]
@@ -188,6 +176,7 @@ def test_sigkill_loses_nothing_and_applies_nothing_twice(  # noqa: PLR0917 - fix
     applied_topics: Any,
     topic_io: Any,
     tmp_path: Path,
+    stored_profiles: Callable[[Settings], dict[str, Profile]],
     customers: int,
     kills: int,
 ) -> None:
@@ -208,7 +197,7 @@ def test_sigkill_loses_nothing_and_applies_nothing_twice(  # noqa: PLR0917 - fix
         run_to_end(
             settings, env, ends, tmp_path / f"{name}.log", kills=n_kills, rng=random.Random(kills)
         )
-        runs[name] = (profiles(settings), decisions(io))
+        runs[name] = (stored_profiles(settings), decisions(io))
 
     (ref_profiles, ref_decisions), (chaos_profiles, chaos_decisions) = (
         runs["reference"],
@@ -238,7 +227,11 @@ def test_sigkill_loses_nothing_and_applies_nothing_twice(  # noqa: PLR0917 - fix
 
 
 def test_two_workers_share_then_hand_over_without_losing_anything(
-    rtim_settings: Callable[..., Settings], applied_topics: Any, topic_io: Any, tmp_path: Path
+    rtim_settings: Callable[..., Settings],
+    applied_topics: Any,
+    topic_io: Any,
+    tmp_path: Path,
+    stored_profiles: Callable[[Settings], dict[str, Profile]],
 ) -> None:
     """A second worker joins mid-stream, then the first leaves: partitions and state move."""
     items = workload(80, seed=5)
@@ -273,7 +266,7 @@ def test_two_workers_share_then_hand_over_without_losing_anything(
     b.send_signal(signal.SIGTERM)
     assert b.wait(60) == 0, b_log.read_text()[-2000:]
 
-    final = profiles(settings.model_copy(update={"data_dir": tmp_path / "b"}))
+    final = stored_profiles(settings.model_copy(update={"data_dir": tmp_path / "b"}))
     assert set(final) == set(sent_per_customer)
     for cid, sent in sent_per_customer.items():
         assert final[cid]["version"] == sent, cid

@@ -8,15 +8,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rtim.core.profile import decode_profile
 from rtim.serde.jsonio import record_from_json
 from rtim.settings import Settings
-from rtim.worker.store import PartitionStore
 
 pytestmark = pytest.mark.integration
 
@@ -52,21 +49,9 @@ def send(io: Any, items: list[tuple[str, str, dict[str, Any]]]) -> None:
         io.send(topic, schema, [record_from_json(schema, fields)])
 
 
-def profile_of(settings: Settings, cid: str) -> dict[str, Any]:
-    for path in (Path(settings.data_dir) / "customer").iterdir():
-        store = PartitionStore(path)
-        try:
-            raw = store.get(cid)
-        finally:
-            store.close()
-        if raw is not None:
-            return dict(decode_profile(raw))
-    raise AssertionError(f"no profile for {cid}")
-
-
-def test_forget_erases_and_later_events_stay_minimal(
+def test_forget_erases_and_later_events_stay_minimal(  # noqa: PLR0917 - fixtures
     rtim_settings: Callable[..., Settings], applied_topics: Any, topic_io: Any,
-    run_worker: Any, capfd: pytest.CaptureFixture[str],
+    run_worker: Any, stored_profiles: Any, capfd: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     settings = applied_topics(rtim_settings(log_format="json"))
     io = topic_io(settings)
@@ -91,7 +76,7 @@ def test_forget_erases_and_later_events_stay_minimal(
     after = next(r for r in answers if r["request_id"] == "after-r")
     assert after["actions"] == []
     assert any("erased" in reason for reason in after["reasons"])
-    profile = profile_of(settings, cid)
+    profile = stored_profiles(settings)[cid]
     assert profile["erased_ts"] > 0
     assert set(profile) <= {"customer_id", "version", "applied", "recent_ids", "erased_ts",
                             "updated_ts"}, profile  # fmt: skip

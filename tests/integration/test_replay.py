@@ -57,10 +57,8 @@ def recorded(rtim_env: Callable[..., dict[str, str]], rtim_settings: Any, topic_
     for tag, ts in (("before", T0 - 10_000), ("inside", T0), ("after", T0 + 10_000)):
         for record in clicks(30, ts, tag):
             value = io.codec.encode("ClickstreamEvent", record)
-            io._producer.produce(
-                settings.topic("rtim.events.clickstream"), value,
-                record["customer_id"].encode(), timestamp=record["ts"],
-            )  # fmt: skip
+            io.produce("rtim.events.clickstream", value, record["customer_id"].encode(),
+                       timestamp=record["ts"])  # fmt: skip
     io.flush()
     return env, settings, io
 
