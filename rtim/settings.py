@@ -73,6 +73,14 @@ class Settings(BaseSettings):
         description="Longest wait for a lagging input topic before processing a partition out "
         "of event-time order (like Kafka Streams' max.task.idle.ms).",
     )
+    max_lag_wait_ms: int = Field(
+        1000,
+        ge=0,
+        description="Longest wait for records an input topic is known to have (the broker "
+        "reported them) but the fetch has not brought yet, before processing out of event-time "
+        "order. Upstream transaction markers look like such records: lower it if your "
+        "producers use transactions.",
+    )
     dedup_window: int = Field(
         16, ge=1, description="Recent event ids remembered per customer to drop duplicates."
     )

@@ -70,7 +70,7 @@ class WorkerStats:
     emitted: Counter[str] = field(default_factory=Counter)
     dlq_reasons: Counter[str] = field(default_factory=Counter)
     held: int = 0  # times a partition waited for a lagging input (event-time order)
-    idle_timeouts: int = 0  # times it stopped waiting after RTIM_MAX_IDLE_MS
+    idle_timeouts: int = 0  # times it stopped waiting (RTIM_MAX_IDLE_MS, or a bound on lag)
     last_batch_ms: float = 0.0
 
 
@@ -278,12 +278,11 @@ class CustomerWorker:
 
         Kafka orders records within one topic partition only. A record is taken when every
         other input of the partition either has a buffered record (so the smallest timestamp is
-        known) or has been read to its end; an input that lags (fetched data still in flight)
-        holds the partition back for at most RTIM_MAX_IDLE_MS, the way Kafka Streams'
-        `max.task.idle.ms` does. Dead-lettered records sort first: they change no state.
+        known) or has been read to its end; otherwise the partition waits (see `_may_proceed`).
+        Dead-lettered records sort first: they change no state.
         """
         buffers = task.buffers
-        caught_up: dict[str, bool] = {}
+        lag: dict[str, int | None] = {}
         heap: list[tuple[tuple[int, int, int], str]] = [
             (_order_key(kind, buffer[0]), kind) for kind, buffer in buffers.items() if buffer
         ]
@@ -291,7 +290,7 @@ class CustomerWorker:
             task.blocked_since = 0.0
             return
         empty = [kind for kind in self._kinds if not buffers.get(kind)]
-        if not self._may_proceed(task, empty, caught_up):
+        if not self._may_proceed(task, empty, lag):
             return
         heapq.heapify(heap)
         pop, push = heapq.heappop, heapq.heappush
@@ -302,49 +301,66 @@ class CustomerWorker:
             yield kind, offset, event
             if buffer:
                 push(heap, (_order_key(kind, buffer[0]), kind))
-            elif heap and not self._may_proceed(task, (kind,), caught_up):
+            elif heap and not self._may_proceed(task, (kind,), lag):
                 return  # this input may still deliver something earlier than the others' heads
 
-    def _may_proceed(self, task: _Task, empty: Iterable[str], caught_up: dict[str, bool]) -> bool:
-        """False while one of the `empty` inputs lags and the idle bound has not expired."""
+    def _may_proceed(self, task: _Task, empty: Iterable[str], lag: dict[str, int | None]) -> bool:
+        """False while one of the `empty` inputs may still deliver an earlier record.
+
+        Like Kafka Streams (KIP-695): an input known to lag (the broker reported records past
+        our position) is waited for — those records exist and the fetch brings them; only an
+        input whose end is unknown is waited for at most RTIM_MAX_IDLE_MS. A partition that
+        holds `_MAX_HELD` records, or has waited RTIM_MAX_LAG_WAIT_MS for a lagging input, goes
+        on (counted in `idle_timeouts`).
+        """
         for kind in empty:
-            if kind not in caught_up:
-                caught_up[kind] = self._caught_up(kind, task.partition)
-            if caught_up[kind]:
+            if kind not in lag:
+                lag[kind] = self._lag(kind, task.partition)
+            behind = lag[kind]
+            if behind == 0:
                 continue
             held = sum(len(b) for b in task.buffers.values())
-            if not self._drained and held < _MAX_HELD:
-                task.blocked_since = 0.0  # more is fetched already: read on, then decide
+            if held >= _MAX_HELD:
+                self.stats.idle_timeouts += 1
+                lag[kind] = 0
+                continue
+            now = time.monotonic()
+            if not self._drained and behind is not None:
+                task.blocked_since = 0.0  # fetched already: read on, then decide
                 self.stats.held += 1
                 return False
-            now = time.monotonic()
             if not task.blocked_since:
                 task.blocked_since = now
-            if now - task.blocked_since < self.settings.max_idle_ms / 1000:
+            bound = (
+                self.settings.max_idle_ms if behind is None else self.settings.max_lag_wait_ms
+            ) / 1000
+            if now - task.blocked_since < bound:
                 self.stats.held += 1
-                return False  # wait for the lagging input (or the idle timeout)
+                return False  # wait for the lagging input (or the bound)
             self.stats.idle_timeouts += 1
-            caught_up[kind] = True
+            lag[kind] = 0
         task.blocked_since = 0.0  # nothing lags: the next wait starts afresh
         return True
 
-    def _caught_up(self, kind: str, partition: int) -> bool:
-        """True if this input partition has nothing fetched-but-unseen (position ≥ end)."""
+    def _lag(self, kind: str, partition: int) -> int | None:
+        """Records of this input partition on the broker not yet consumed (None: unknown).
+
+        The end offset is the one the last fetch response reported, so it costs no request.
+        """
         consumer = self._consumer
         if consumer is None:
-            return True
+            return 0
         tp = TopicPartition(self._physical_by_kind[kind], partition)
         try:
             low, high = consumer.get_watermark_offsets(tp, cached=True)
             position = consumer.position([tp])[0].offset
         except KafkaException:
-            return False
+            return None
         if high < 0:
-            return False  # no fetch answered yet: unknown
-        if position < 0:  # nothing consumed yet: caught up only if the partition is empty
-            committed = self._start_offsets.get((tp.topic, partition), low)
-            return committed >= high
-        return position >= high
+            return None  # no fetch answered yet: unknown
+        if position < 0:  # nothing consumed yet: from where the group starts reading
+            position = self._start_offsets.get((tp.topic, partition), low)
+        return max(0, high - position)
 
     def _decode(self, message: Message, kind: str, now_ms: int, emits: list[Emit]) -> Event | None:
         value = message.value()

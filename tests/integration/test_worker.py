@@ -261,3 +261,49 @@ def test_state_survives_a_worker_restart(
         assert before[c]["version"] == 1
         assert after[c]["version"] == 2
         assert sum(d[2] for d in after[c]["purchase_days"]) == pytest.approx(15.0)
+
+
+def test_an_event_acknowledged_before_a_request_is_applied_before_its_decision(
+    settings: Settings, topic_io: Any, run_worker: Any
+) -> None:
+    """The cross-topic guarantee (docs/reliability.md): a complaint the broker acknowledged
+    before the request was produced is known to the decision, also under a stream of other
+    customers' clicks that keeps the worker's fetches busy."""
+    from rtim.serde.codec import Codec
+
+    io = topic_io(settings)
+    codec = Codec.from_settings(settings)
+    worker = run_worker(settings, learner=False)
+    pairs = 80
+
+    def produce(item: tuple[str, dict[str, Any]]) -> None:
+        topic, record = item
+        value = codec.encode(TOPIC_SCHEMA[topic], record, topic=settings.topic(topic))
+        io.produce(topic, value, record["customer_id"].encode(), timestamp=record["ts"])
+
+    for i in range(pairs):
+        ts = NOW + i * 10
+        for j in range(25):  # other customers' traffic, in flight together with the pair
+            produce(click(f"busy-{j}", i * 25 + j, ts=ts))
+        cid = f"calm-{i}"
+        produce(complaint(cid, 1, ts=ts))
+        io.flush()  # acknowledged ...
+        produce(request(cid, f"req-{i}", "web", ts=ts + 1))  # ... before the request exists
+    io.flush()
+    log = io.read(
+        "rtim.decision-log",
+        until=lambda rs: sum(1 for r in rs if r["decision"]["request_id"]) >= pairs,
+        timeout=60,
+    )
+    decided = {r["decision"]["request_id"]: r for r in log if r["decision"]["request_id"]}
+    assert len(decided) == pairs
+    unaware = [rid for rid, r in decided.items() if not r["features"]["has_open_complaint"]]
+    assert unaware == [], f"decided without the acknowledged complaint: {unaware[:5]}"
+    sales = [
+        (rid, a["offer_id"])
+        for rid, r in decided.items()
+        for a in r["decision"]["actions"]
+        if a["category"] not in ("service_recovery", "service")
+    ]
+    assert sales == [], f"sales offers right after a complaint: {sales[:5]}"
+    worker.stop()
