@@ -20,7 +20,9 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -73,7 +75,7 @@ INPUT_TOPICS: Final = (
 OUTCOME_TOPIC: Final = "rtim.outcomes"
 DECISION_TOPICS: Final = tuple(f"rtim.decisions.{channel}" for channel in CHANNELS)
 
-_TICK_S: Final = 0.01
+_TICK_S: Final = 0.25
 _IDLE_S: Final = 2.0  # in the drain: no decision for this long = nobody is answering
 _MARGIN_S: Final = 30.0  # wall seconds of simulated time kept between the run's end and now
 _MAX_LATENCY_SAMPLES: Final = 200_000
@@ -149,6 +151,7 @@ class SimReport:
     violations: dict[str, Any] = field(default_factory=dict)
     decode_errors: int = 0
     delivery_errors: int = 0
+    causal_waits: int = 0  # records held until the customer's earlier ones were acknowledged
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -169,14 +172,25 @@ def _load_strategy(strategy: Strategy | str | Path | None, settings: Settings) -
 
 
 class _Sender:
-    """Encode and produce SimRecords (one thread: the codec is not thread-safe)."""
+    """Encode and produce SimRecords (one thread: the codec is not thread-safe).
 
-    def __init__(self, settings: Settings, producer: Producer) -> None:
+    `causal`: a record of a customer waits until that customer's records on other topics are
+    acknowledged. Kafka orders records only within a partition of one topic; simulated time
+    runs hundreds of times faster than the wall clock, so a complaint and the web visit that
+    follows it a simulated minute later would otherwise be in flight together, in an order no
+    consumer can know. Real systems minutes apart never race like that; causal sending keeps
+    the simulation honest about it (see docs/reliability.md, "Ordering across topics").
+    """
+
+    def __init__(self, settings: Settings, producer: Producer, *, causal: bool = False) -> None:
         self.codec = Codec.from_settings(settings)
         self.producer = producer
         self.physical = {t: settings.topic(t) for t in (*INPUT_TOPICS, OUTCOME_TOPIC)}
         self.failures: list[str] = []
         self.ends: dict[tuple[str, int], int] = {}  # (topic, partition) → end offset delivered
+        self.causal = causal
+        self.waits = 0  # times a record waited for an earlier one on another topic
+        self._unacked: dict[str, str] = {}  # customer → topic of records maybe still in flight
 
     def _delivered(self, error: Any, message: Any) -> None:
         if error is not None:
@@ -186,9 +200,30 @@ class _Sender:
         if message.offset() + 1 > self.ends.get(key, 0):
             self.ends[key] = message.offset() + 1
 
-    def send(self, topic: str, key: str, schema: str, record: dict[str, Any]) -> None:
+    def send(
+        self,
+        topic: str,
+        key: str,
+        schema: str,
+        record: dict[str, Any],
+        on_send: Callable[[], None] | None = None,
+    ) -> None:
+        """Produce one record; `on_send` runs just before it is handed to the producer."""
         physical = self.physical[topic]
         value = self.codec.encode(schema, record, topic=physical)
+        if self.causal:
+            unacked = self._unacked
+            if unacked and not len(self.producer):
+                unacked.clear()  # everything sent so far is acknowledged
+            previous = unacked.get(key)
+            if previous is not None and previous != topic:
+                if len(self.producer):  # something may still be in flight: wait for the acks
+                    self.waits += 1
+                    self.producer.flush()
+                unacked.clear()
+            unacked[key] = topic
+        if on_send is not None:
+            on_send()
         produce = self.producer.produce
         while True:
             try:
@@ -299,6 +334,7 @@ class SimDriver:
         self._wall_s = 0.0
         self._stopped_early = False
         self._delivery_errors = 0
+        self._causal_waits = 0
 
     # --- public -------------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> SimReport:
@@ -306,7 +342,7 @@ class SimDriver:
         stop = stop if stop is not None else threading.Event()
         partitions = check_topics(self.settings)
         producer = Producer(producer_config(self.settings))
-        sender = _Sender(self.settings, producer)
+        sender = _Sender(self.settings, producer, causal=True)
         consumer = Consumer(consumer_config(self.settings, None, log_level=0))
         consumer_stop = threading.Event()
         ready = threading.Event()
@@ -344,6 +380,7 @@ class SimDriver:
             consumer.close()
         self._wall_s = time.monotonic() - self._t0 if self._t0 else 0.0
         self._delivery_errors = len(sender.failures) + remaining
+        self._causal_waits = sender.waits
         self._phase = "done"
         if sender.failures:
             log.warning("deliveries failed", count=len(sender.failures), first=sender.failures[0])
@@ -454,6 +491,7 @@ class SimDriver:
                 violations=self.auditor.summary(),
                 decode_errors=self._decode_errors,
                 delivery_errors=self._delivery_errors,
+                causal_waits=self._causal_waits,
             )
 
     # --- the producing side (main thread) -------------------------------------------------------
@@ -499,13 +537,8 @@ class SimDriver:
     ) -> None:
         if not records:
             return
-        send = sender.send
-        requests: list[str] = []
-        for rec in records:
-            send(rec.topic, rec.key, rec.schema, rec.record)
-            if rec.schema == "DecisionRequest":
-                requests.append(rec.record["request_id"])
-        sent_at = time.monotonic()
+        # the audit and the request clock learn of each record before it is sent: an answer
+        # may come back before this loop ends (a causal send waits for acknowledgements)
         with self._lock:
             observe = self.auditor.observe
             for rec in records:
@@ -513,14 +546,23 @@ class SimDriver:
             self._events.update(rec.kind for rec in records)
             if onboarding:
                 self._onboarding += len(records)
-            self._requests += len(requests)
+            self._sim_now = max(self._sim_now, records[-1].record["ts"])
+        send = sender.send
+        for rec in records:
+            if rec.schema == "DecisionRequest":
+                send(rec.topic, rec.key, rec.schema, rec.record,
+                     partial(self._request_sent, rec.record["request_id"]))  # fmt: skip
+            else:
+                send(rec.topic, rec.key, rec.schema, rec.record)
+
+    def _request_sent(self, request_id: str) -> None:
+        with self._lock:
+            self._requests += 1
             pending = self._pending_requests
-            for rid in requests:
-                pending[rid] = sent_at
+            pending[request_id] = time.monotonic()
             if len(pending) > _MAX_PENDING_REQUESTS:  # nobody answers: forget the oldest half
                 for rid in list(pending)[: len(pending) // 2]:
                     del pending[rid]
-            self._sim_now = max(self._sim_now, records[-1].record["ts"])
 
     def _pop_due(self, sim_now: int) -> list[dict[str, Any]]:
         due: list[dict[str, Any]] = []
@@ -565,12 +607,12 @@ class SimDriver:
     def _send_outcome_records(self, sender: _Sender, due: list[dict[str, Any]]) -> None:
         if not due:
             return
-        for record in due:
-            sender.send(OUTCOME_TOPIC, record["customer_id"], "Outcome", record)
-        with self._lock:
+        with self._lock:  # observed first, like events (see _send_events)
             for record in due:
                 self.auditor.observe_outcome(record)
                 self._outcomes_sent[record["type"]] += 1
+        for record in due:
+            sender.send(OUTCOME_TOPIC, record["customer_id"], "Outcome", record)
 
     # --- the channel adapters (consumer thread) -----------------------------------------------
     def _adapters(
