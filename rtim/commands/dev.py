@@ -42,6 +42,15 @@ def dev(  # noqa: PLR0917 - typer maps parameters to options
         float,
         typer.Option("--speedup", min=1.0, help="Simulated seconds per wall-clock second."),
     ] = 600.0,
+    partitions: Annotated[
+        int,
+        typer.Option(
+            "--partitions",
+            min=1,
+            help="Partitions per topic on the embedded broker (at most as declared in "
+            "topics.yaml; ignored with RTIM_BROKER).",
+        ),
+    ] = 2,
     out: Annotated[
         Path | None,
         typer.Option("--out", file_okay=False, help="Run directory (default: under RTIM_RUN_DIR)."),
@@ -65,6 +74,7 @@ def dev(  # noqa: PLR0917 - typer maps parameters to options
         seed=seed,
         speedup=speedup,
         external_broker="RTIM_BROKER" in os.environ,
+        partitions=partitions,
     )
     stop = threading.Event()
 

@@ -37,6 +37,7 @@ class DevSession:
     seed: int
     speedup: float
     external_broker: bool = False
+    partitions: int = 2  # per topic, when the session creates them on its embedded broker
     _latency_samples: list[float] = field(default_factory=list)
 
     def run(self, stop: threading.Event, live: bool = False) -> dict[str, Any]:
@@ -52,7 +53,11 @@ class DevSession:
             settings = settings.model_copy(
                 update={"data_dir": self.run_dir / "data", "timer_clock": "event"}
             )
-            ensure_topics(settings)
+            # one worker needs no more partitions, and the embedded broker's fetch cost grows with
+            # the produce batches of each partition (docs/reliability.md)
+            ensure_topics(
+                settings, max_partitions=None if self.external_broker else self.partitions
+            )
             worker_log = self.run_dir / "worker.log"
             proc = start_worker_process(self._child_env(settings), worker_log)
             stack.callback(_stop_process, proc)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -105,6 +105,16 @@ class TopicCatalog:
     def names(self) -> tuple[str, ...]:
         """Logical names in file order."""
         return tuple(spec.name for spec in self.topics)
+
+    def with_max_partitions(self, most: int) -> TopicCatalog:
+        """The same catalog with at most `most` partitions per topic (co-partitioning kept)."""
+        if most < 1:
+            raise ConfigError(f"partitions must be at least 1, got {most}")
+        return TopicCatalog(
+            self.path,
+            tuple(replace(t, partitions=min(t.partitions, most)) for t in self.topics),
+            {name: min(count, most) for name, count in self.groups.items()},
+        )
 
     def get(self, name: str) -> TopicSpec:
         """The spec of logical topic `name`; TopicError if it is not declared."""
@@ -583,12 +593,16 @@ def ensure_topics(
     path: Path | str | None = None,
     fix_config: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
+    max_partitions: int | None = None,
 ) -> list[TopicResult]:
     """Apply the declared topics under ``settings.topic_prefix``; TopicError on any drift.
 
     The one call `rtim dev`, the tests and scripts need before producing or consuming.
+    `max_partitions` caps every topic's partition count (`rtim dev` on its embedded broker).
     """
     catalog = load_topics(path)
+    if max_partitions is not None:
+        catalog = catalog.with_max_partitions(max_partitions)
     admin = admin_client(settings, timeout=timeout)
     results = apply_topics(admin, catalog, settings.topic_prefix, fix_config=fix_config)
     problems = [r for r in results if r.problem]

@@ -159,3 +159,18 @@ def test_physical_names_carry_the_prefix_and_stay_valid() -> None:
 )
 def test_format_retention(ms: int, text: str) -> None:
     assert format_retention(ms) == text
+
+
+def test_a_partition_cap_keeps_co_partitioning_and_smaller_topics() -> None:
+    catalog = load_topics()
+    capped = catalog.with_max_partitions(2)
+    assert capped.groups == {name: min(n, 2) for name, n in catalog.groups.items()}
+    for before, after in zip(catalog, capped, strict=True):
+        assert after.partitions == min(before.partitions, 2)
+        assert (after.name, after.cleanup_policy, after.group) == (
+            before.name, before.cleanup_policy, before.group,
+        )  # fmt: skip
+    customer = {t.partitions for t in capped if t.group == "customer"}
+    assert customer == {2}
+    with pytest.raises(ConfigError, match="at least 1"):
+        catalog.with_max_partitions(0)
