@@ -141,10 +141,12 @@ class EmbeddedBroker:
     """A Tansu broker on loopback for development and tests (memory storage).
 
     ``port=0`` picks a free port. Output goes to ``log_dir/tansu-<port>.log`` when `log_dir` is
-    given, else to an anonymous temporary file (still used for error messages). `cert`/`key` are
-    passed through as ``--cert``/``--key``; `probe_config` adds client properties to the
-    readiness probe (e.g. TLS). The child gets SIGKILL if the thread that started it dies, so
-    start it from a long-lived thread (normally the main thread).
+    given, else to an anonymous temporary file (still used for error messages). `advertised`
+    (``host:port``) is the address given to clients in metadata, when something else fronts
+    the broker (the TLS test's relay: Tansu 0.6 cannot serve TLS itself); `extra_args` go to
+    ``tansu broker``; `probe_config` adds client properties to the readiness probe. The child
+    gets SIGKILL if the thread that started it dies, so start it from a long-lived thread
+    (normally the main thread).
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`. On SIGTERM Tansu waits up
     to 5 s for connected clients to leave; memory storage has nothing to flush, so :meth:`stop`
@@ -157,8 +159,7 @@ class EmbeddedBroker:
         *,
         log_dir: Path | str | None = None,
         host: str = _HOST,
-        cert: Path | str | None = None,
-        key: Path | str | None = None,
+        advertised: str | None = None,
         extra_args: Sequence[str] = (),
         probe_config: Mapping[str, Any] | None = None,
         start_timeout: float = 15.0,
@@ -170,8 +171,7 @@ class EmbeddedBroker:
         self.port = port
         self._requested_port = port
         self.log_dir = Path(log_dir) if log_dir is not None else None
-        self.cert = Path(cert) if cert is not None else None
-        self.key = Path(key) if key is not None else None
+        self.advertised = advertised
         self.extra_args = tuple(extra_args)
         self.probe_config = dict(probe_config or {})
         self.start_timeout = start_timeout
@@ -291,11 +291,7 @@ class EmbeddedBroker:
     def _command(self) -> list[str]:
         url = f"tcp://{self.host}:{self.port}"
         cmd = [str(broker_binary()), "broker", "--listener-url", url]
-        cmd += ["--advertised-listener-url", url]
-        if self.cert is not None:
-            cmd += ["--cert", str(self.cert)]
-        if self.key is not None:
-            cmd += ["--key", str(self.key)]
+        cmd += ["--advertised-listener-url", f"tcp://{self.advertised}" if self.advertised else url]
         cmd += self.extra_args
         return cmd
 
