@@ -69,7 +69,8 @@ def test_a_short_run_writes_the_summary_and_the_report(tmp_path: Path) -> None:
     }  # fmt: skip
     assert summary["suppressed_by_reason"], "the funnel shows what rules removed"
     assert isinstance(summary["policy_reward_rate"], float)
-    # the known cross-topic ordering limit (docs/reliability.md): at most a handful
+    # requests are ordered after every acknowledged event; timer-fired decisions can still
+    # race with another customer's records in flight (docs/reliability.md, "Remaining")
     assert summary["rule_violations"] <= max(1, 0.005 * summary["decisions"]), summary[
         "violations_by_kind"
     ]
