@@ -97,6 +97,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table = Table(title="rtim dev — summary", show_header=False)
     latency = summary.get("latency_ms", {})
     lift = summary.get("lift_ci95") or [None, None]
+    expected = summary.get("expected_lift_ci95") or [None, None]
     rows = [
         ("events sent", f"{summary.get('events', 0):,}"),
         ("decisions", f"{summary.get('decisions', 0):,}"),
@@ -105,6 +106,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
         ("policy reward / decision", _money(summary.get("policy_reward_rate"))),
         ("control reward / decision", _money(summary.get("control_reward_rate"))),
         ("lift, 95% CI", f"{_money(summary.get('lift'))}  [{_money(lift[0])}, {_money(lift[1])}]"),
+        (
+            "expected lift, 95% CI",
+            f"[{_money(expected[0])}, {_money(expected[1])}]  under the simulator's hidden truth",
+        ),
         (
             "response rate policy / control",
             f"{_pct(summary.get('policy_response_rate'))} / "

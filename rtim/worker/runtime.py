@@ -54,6 +54,9 @@ _META_KEY = b"\x00meta"
 _CACHE_PER_PARTITION = 50_000
 _IDLE_WAIT_S = 0.1  # longest sleep without input: wall-clock timers fire at most this late
 _HOLD_WAIT_S = 0.002  # sleep while records wait for a lagging input
+# a record that makes event-time timers due waits this long after its fetch, so that the end
+# offsets of the other inputs come from a later fetch response (fetch.wait.max.ms is 10 ms)
+_SETTLE_S = 0.03
 _MAX_HELD = 100_000  # records one partition may hold back while waiting for a lagging input
 
 
@@ -88,7 +91,10 @@ class _Task:
     touched: bool = False  # anything to persist in the current batch
     # fetched, not yet processed records per input kind, in offset order: (offset, event or
     # None for a record already dead-lettered); held back until event-time order is known
-    buffers: dict[str, deque[tuple[int, Event | None]]] = field(default_factory=dict)
+    buffers: dict[str, deque[tuple[int, Event | None, float]]] = field(default_factory=dict)
+    # when the record that last advanced the event-time watermark was fetched (monotonic)
+    watermark_fetched: float = 0.0
+    timers_waiting: bool = False  # due event-time timers wait for `_settled`
     blocked_since: float = 0.0  # when this partition started waiting for a lagging input
 
 
@@ -196,7 +202,9 @@ class CustomerWorker:
         # take what is already fetched; if nothing, wait for the first record only (a wait for a
         # full batch would add its timeout to every request's latency), then drain the rest.
         messages = consumer.consume(batch, 0)
-        holding = any(b for task in self._tasks.values() for b in task.buffers.values())
+        holding = any(
+            task.timers_waiting or any(task.buffers.values()) for task in self._tasks.values()
+        )
         if not messages:
             messages = consumer.consume(1, _HOLD_WAIT_S if holding else _IDLE_WAIT_S)
             if messages and batch > 1:
@@ -214,6 +222,7 @@ class CustomerWorker:
 
     def _process(self, messages: list[Message]) -> None:
         started = time.perf_counter()
+        fetched = time.monotonic()
         now_ms = int(self.clock() * 1000)
         emits: list[Emit] = []
         dirty: dict[int, dict[str, Profile]] = {}
@@ -239,13 +248,13 @@ class CustomerWorker:
             buffer = task.buffers.get(kind)
             if buffer is None:
                 buffer = task.buffers[kind] = deque()
-            buffer.append((offset, event))
+            buffer.append((offset, event, fetched))
 
         clock_is_event = self.settings.timer_clock == "event"
         for partition in sorted(self._tasks):
             task = self._tasks[partition]
             changed = dirty.setdefault(partition, {})
-            for kind, offset, event in self._in_time_order(task):
+            for kind, offset, event, fetched_at in self._in_time_order(task, clock_is_event):
                 task.meta.inputs[kind] = offset
                 task.touched = True
                 commit[(self._physical_by_kind[kind], partition)] = offset + 1
@@ -254,10 +263,15 @@ class CustomerWorker:
                 if clock_is_event and task.timers and task.timers[0][0] <= event.ts:
                     self._fire_timers(task, event.ts, changed, emits)
                 self._apply(task, event, changed, emits)
-                task.meta.watermark = max(task.meta.watermark, event.ts)
-            clock = task.meta.watermark if clock_is_event else now_ms
-            if task.timers and task.timers[0][0] <= clock:
-                self._fire_timers(task, clock, changed, emits)
+                if event.ts > task.meta.watermark:
+                    task.meta.watermark = event.ts
+                    task.watermark_fetched = fetched_at
+            if clock_is_event:
+                clock = task.meta.watermark
+                if task.timers and task.timers[0][0] <= clock and self._settled(task, clock):
+                    self._fire_timers(task, clock, changed, emits)
+            elif task.timers and task.timers[0][0] <= now_ms:
+                self._fire_timers(task, now_ms, changed, emits)
 
         self._publish(emits)
         self._persist(dirty)
@@ -273,12 +287,16 @@ class CustomerWorker:
         if self.on_batch is not None:
             self.on_batch(self.stats)
 
-    def _in_time_order(self, task: _Task) -> Iterable[tuple[str, int, Event | None]]:
+    def _in_time_order(
+        self, task: _Task, clock_is_event: bool
+    ) -> Iterable[tuple[str, int, Event | None, float]]:
         """Pop buffered records of a partition in event-time order across its input topics.
 
         Kafka orders records within one topic partition only. A record is taken when every
         other input of the partition either has a buffered record (so the smallest timestamp is
         known) or has been read to its end; otherwise the partition waits (see `_may_proceed`).
+        With event-time timers, a record that makes a timer due also waits until it is settled
+        (see `_settled`): the timer's decision must see every earlier record of its customer.
         Dead-lettered records sort first: they change no state.
         """
         buffers = task.buffers
@@ -295,14 +313,55 @@ class CustomerWorker:
         heapq.heapify(heap)
         pop, push = heapq.heappop, heapq.heappush
         while heap:
-            _key, kind = pop(heap)
+            _key, kind = heap[0]
             buffer = buffers[kind]
-            offset, event = buffer.popleft()
-            yield kind, offset, event
+            offset, event, fetched_at = buffer[0]
+            if (
+                clock_is_event
+                and event is not None
+                and task.timers
+                and task.timers[0][0] <= event.ts
+                and not self._settled(task, event.ts, fetched_at, lag)
+            ):
+                return  # the timers wait; so does this partition, to keep event-time order
+            pop(heap)
+            buffer.popleft()
+            yield kind, offset, event, fetched_at
             if buffer:
                 push(heap, (_order_key(kind, buffer[0]), kind))
             elif heap and not self._may_proceed(task, (kind,), lag):
                 return  # this input may still deliver something earlier than the others' heads
+
+    def _settled(
+        self,
+        task: _Task,
+        clock: int,
+        fetched_at: float | None = None,
+        lag: dict[str, int | None] | None = None,
+    ) -> bool:
+        """True when timers may fire at event time `clock` in this partition.
+
+        The record that brought the clock there was fetched at least `_SETTLE_S` ago — so the
+        end offsets of the partition's other inputs come from a later fetch response — and no
+        input without a buffered record lags. Without this, a record of another customer could
+        fire a customer's timer while that customer's earlier event, produced at the same
+        instant on another topic, is not visible yet. Timers are not on the request path.
+        """
+        fetched = task.watermark_fetched if fetched_at is None else fetched_at
+        if time.monotonic() - fetched < _SETTLE_S:
+            task.timers_waiting = True
+            return False
+        lag = {} if lag is None else lag
+        for kind in self._kinds:
+            if task.buffers.get(kind):
+                continue
+            if kind not in lag:
+                lag[kind] = self._lag(kind, task.partition)
+            if lag[kind] != 0:
+                task.timers_waiting = True
+                return False
+        task.timers_waiting = False
+        return True
 
     def _may_proceed(self, task: _Task, empty: Iterable[str], lag: dict[str, int | None]) -> bool:
         """False while one of the `empty` inputs may still deliver an earlier record.
@@ -649,7 +708,7 @@ class CustomerWorker:
         return restore_partition(self.settings, self._changelog, partition, store)
 
 
-def _order_key(kind: str, entry: tuple[int, Event | None]) -> tuple[int, int, int]:
+def _order_key(kind: str, entry: tuple[int, Event | None, float]) -> tuple[int, int, int]:
     """Event time, then the input's rank, then the offset; dead letters first (no state)."""
-    offset, event = entry
+    offset, event, _fetched = entry
     return order_key(kind, event.ts if event is not None else -1, offset)
