@@ -17,6 +17,9 @@ HEADLINE = (
     "policy_reward_rate",
     "control_reward_rate",
     "lift_ci95",
+    "policy_expected_reward",
+    "control_expected_reward",
+    "expected_lift_ci95",
     "policy_response_rate",
     "control_response_rate",
     "response_lift_ci95",
@@ -107,6 +110,9 @@ def write_dev_report(
         "convert) minus the contact cost — what the arbitration maximises; response rates are "
         "shown separately.",
         "Control group: decisions chosen uniformly among eligible actions (rules still apply).",
+        "Expected reward: the same reward in expectation under the simulator's hidden response "
+        "probabilities (which the engine never sees) — the comparison without the noise of "
+        "which customers happened to respond.",
         "Rule violations are counted by an independent auditor that knows what the simulator sent.",
     ]
     _json, html_path = write_report(

@@ -267,7 +267,8 @@ def test_two_workers_share_then_hand_over_without_losing_anything(
     assert b.wait(60) == 0, b_log.read_text()[-2000:]
 
     final = stored_profiles(settings.model_copy(update={"data_dir": tmp_path / "b"}))
-    assert set(final) == set(sent_per_customer)
+    missing = set(sent_per_customer) - set(final)
+    assert set(final) == set(sent_per_customer), (sorted(missing), b_log.read_text()[-3000:])
     for cid, sent in sent_per_customer.items():
         assert final[cid]["version"] == sent, cid
     answered = {d["request_id"] for d in decisions(io) if d["request_id"]}
