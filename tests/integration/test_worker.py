@@ -307,3 +307,56 @@ def test_an_event_acknowledged_before_a_request_is_applied_before_its_decision(
     ]
     assert sales == [], f"sales offers right after a complaint: {sales[:5]}"
     worker.stop()
+
+
+def test_models_survive_a_restart_and_no_example_is_learned_twice(
+    settings: Settings, topic_io: Any, run_worker: Any
+) -> None:
+    """Decisions → outcomes → training examples → a model snapshot; a restarted worker serves
+    the same model (version and prediction) and its learner learns nothing again."""
+    io = topic_io(settings)
+    first = run_worker(settings)
+    customers = [f"m{i}" for i in range(60)]
+    # a recent large purchase makes web offers applicable (e.g. the purchase cross-sell)
+    send(io, [txn(c, 1, "purchase", 400.0, "approved", ts=NOW - 1000) for c in customers])
+    send(io, [request(c, f"req-{c}", "web", ts=NOW + i) for i, c in enumerate(customers)])
+    answered = io.read(
+        "rtim.decisions.web",
+        until=lambda rs: {r["request_id"] for r in rs} >= {f"req-{c}" for c in customers},
+        timeout=60,
+    )
+    outcomes = [
+        event(
+            "rtim.outcomes",
+            event_id=f"o-{d['decision_id']}",
+            decision_id=d["decision_id"],
+            customer_id=d["customer_id"],
+            ts=NOW + 60_000,
+            channel="web",
+            offer_id=d["actions"][0]["offer_id"],
+            type="click" if i % 2 else "dismiss",
+        )
+        for i, d in enumerate(r for r in answered if r["actions"])
+    ]
+    assert len(outcomes) >= 10, "enough decisions with an action to learn from"
+    send(io, outcomes)
+    registry = first.service.registry
+    deadline = time.monotonic() + 60
+    while not len(registry.models()):
+        assert time.monotonic() < deadline, "no model snapshot arrived"
+        time.sleep(0.05)
+    learner = first.service._learner
+    first.wait_for(lambda _s: learner.stats.examples >= len(outcomes), timeout=60)
+    time.sleep(1.5)  # the learner publishes snapshots every RTIM_MODEL_PUBLISH_MS
+    versions = dict(registry._versions)
+    offer = outcomes[0][1]["offer_id"]
+    x = {"channel": "web", "age": 40.0}
+    before = registry.predict(offer, "web", x)
+    first.stop()
+
+    second = run_worker(settings)
+    second.wait_for(lambda _s: second.service.registry._versions == versions, timeout=30)
+    assert second.service.registry.predict(offer, "web", x) == before
+    time.sleep(1.5)
+    assert second.service._learner.stats.examples == 0, "an example was learned twice"
+    second.stop()
