@@ -181,10 +181,16 @@ class Auditor:
             elif kind == "attributes" and record.get("attributes"):
                 bisect.insort(truth.attributes, (ts, dict(record["attributes"])), key=_ts_key)
 
-    def observe_outcome(self, outcome: Mapping[str, Any]) -> None:
-        """Learn from an outcome the adapters reported (unsubscribes withdraw consent)."""
+    def observe_outcome(self, outcome: Mapping[str, Any], reported_ts: int | None = None) -> None:
+        """Learn from an outcome the adapters reported (unsubscribes withdraw consent).
+
+        `reported_ts`: the event time by which it was reported, when later than its own time
+        (an adapter reports what happened a while ago); rules count it from then on, because no
+        engine can act on a response before it is reported.
+        """
         truth = self._truth[outcome["customer_id"]]
-        ts, kind, offer_id = outcome["ts"], outcome["type"], outcome["offer_id"]
+        kind, offer_id = outcome["type"], outcome["offer_id"]
+        ts = max(outcome["ts"], reported_ts or 0)
         if kind == "unsubscribe":
             changes = truth.consent.setdefault(outcome["channel"], [])
             bisect.insort(changes, (ts, False, "unsubscribe"))

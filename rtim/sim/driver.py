@@ -335,6 +335,7 @@ class SimDriver:
         self._stopped_early = False
         self._delivery_errors = 0
         self._causal_waits = 0
+        self._sent_ts = 0  # the latest event time sent so far
 
     # --- public -------------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> SimReport:
@@ -547,6 +548,7 @@ class SimDriver:
             if onboarding:
                 self._onboarding += len(records)
             self._sim_now = max(self._sim_now, records[-1].record["ts"])
+            self._sent_ts = max(self._sent_ts, records[-1].record["ts"])
         send = sender.send
         for rec in records:
             if rec.schema == "DecisionRequest":
@@ -609,8 +611,10 @@ class SimDriver:
             return
         with self._lock:  # observed first, like events (see _send_events)
             for record in due:
-                self.auditor.observe_outcome(record)
+                # an outcome reported after later events were sent counts from then on
+                self.auditor.observe_outcome(record, reported_ts=self._sent_ts)
                 self._outcomes_sent[record["type"]] += 1
+                self._sent_ts = max(self._sent_ts, record["ts"])
         for record in due:
             sender.send(OUTCOME_TOPIC, record["customer_id"], "Outcome", record)
 

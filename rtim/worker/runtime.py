@@ -268,7 +268,7 @@ class CustomerWorker:
                     task.watermark_fetched = fetched_at
             if clock_is_event:
                 clock = task.meta.watermark
-                if task.timers and task.timers[0][0] <= clock and self._settled(task, clock):
+                if task.timers and task.timers[0][0] <= clock and self._settled(task):
                     self._fire_timers(task, clock, changed, emits)
             elif task.timers and task.timers[0][0] <= now_ms:
                 self._fire_timers(task, now_ms, changed, emits)
@@ -321,7 +321,7 @@ class CustomerWorker:
                 and event is not None
                 and task.timers
                 and task.timers[0][0] <= event.ts
-                and not self._settled(task, event.ts, fetched_at, lag)
+                and not self._settled(task, fetched_at, lag)
             ):
                 return  # the timers wait; so does this partition, to keep event-time order
             pop(heap)
@@ -335,20 +335,23 @@ class CustomerWorker:
     def _settled(
         self,
         task: _Task,
-        clock: int,
         fetched_at: float | None = None,
         lag: dict[str, int | None] | None = None,
     ) -> bool:
-        """True when timers may fire at event time `clock` in this partition.
+        """True when due event-time timers may fire in this partition.
 
-        The record that brought the clock there was fetched at least `_SETTLE_S` ago — so the
-        end offsets of the partition's other inputs come from a later fetch response — and no
-        input without a buffered record lags. Without this, a record of another customer could
-        fire a customer's timer while that customer's earlier event, produced at the same
-        instant on another topic, is not visible yet. Timers are not on the request path.
+        The record that brought the event time there (fetched at `fetched_at`, default: the one
+        that set the watermark) was fetched at least `_SETTLE_S` ago — so the end offsets of the
+        partition's other inputs come from a later fetch response — and no input without a
+        buffered record lags (waited for at most RTIM_MAX_LAG_WAIT_MS after that fetch: a lag
+        that never clears, such as transaction markers, must not stop the partition). Without
+        this, a record of another customer could fire a customer's timer while that customer's
+        earlier event, produced at the same instant on another topic, is not visible yet.
+        Timers are not on the request path.
         """
         fetched = task.watermark_fetched if fetched_at is None else fetched_at
-        if time.monotonic() - fetched < _SETTLE_S:
+        waited = time.monotonic() - fetched
+        if waited < _SETTLE_S:
             task.timers_waiting = True
             return False
         lag = {} if lag is None else lag
@@ -358,8 +361,11 @@ class CustomerWorker:
             if kind not in lag:
                 lag[kind] = self._lag(kind, task.partition)
             if lag[kind] != 0:
-                task.timers_waiting = True
-                return False
+                if waited < self.settings.max_lag_wait_ms / 1000:
+                    task.timers_waiting = True
+                    return False
+                self.stats.idle_timeouts += 1  # bounded like any wait for a lagging input
+                break
         task.timers_waiting = False
         return True
 

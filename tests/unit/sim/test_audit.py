@@ -140,6 +140,17 @@ def test_outbound_contact_without_consent_or_after_unsubscribe() -> None:
     assert found == {"after_unsubscribe", "calm_after_unsubscribe"}
 
 
+def test_an_outcome_counts_from_when_it_was_reported() -> None:
+    audit = auditor()
+    late = {"customer_id": CUSTOMER, "ts": T + HOUR, "channel": "email",
+            "offer_id": "gold_card", "type": "unsubscribe"}  # fmt: skip
+    audit.observe_outcome(late, reported_ts=T + 3 * HOUR)  # reported two hours after the fact
+    assert kinds(audit, decision(T + 2 * HOUR, "email", "travel_insurance")) == set()
+    assert kinds(audit, decision(T + 4 * HOUR, "email", "travel_insurance")) >= {
+        "after_unsubscribe"
+    }
+
+
 def test_consent_withdrawn_by_a_consent_event() -> None:
     audit = auditor(consent(T - HOUR, "email", granted=False))
     assert kinds(audit, decision(T, "email", "complaint_apology")) >= {"no_consent"}
