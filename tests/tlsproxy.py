@@ -15,7 +15,6 @@ import contextlib
 import socket
 import ssl
 import threading
-from types import TracebackType
 
 __all__ = ["TlsRelay"]
 
@@ -59,17 +58,6 @@ class TlsRelay:
         if self._loop.is_running():
             self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
-
-    def __enter__(self) -> TlsRelay:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)

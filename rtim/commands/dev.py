@@ -19,6 +19,8 @@ from typing import Annotated, Any
 
 import typer
 
+from rtim.dev import DEV_PARTITIONS
+
 __all__ = ["register"]
 
 
@@ -50,7 +52,7 @@ def dev(  # noqa: PLR0917 - typer maps parameters to options
             help="Partitions per topic on the embedded broker (at most as declared in "
             "topics.yaml; ignored with RTIM_BROKER).",
         ),
-    ] = 2,
+    ] = DEV_PARTITIONS,
     out: Annotated[
         Path | None,
         typer.Option("--out", file_okay=False, help="Run directory (default: under RTIM_RUN_DIR)."),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rtim.dev import DEV_PARTITIONS
 from rtim.dev.monitor import DecisionMonitor
 from rtim.errors import RtimError
 from rtim.kafka.broker import EmbeddedBroker
@@ -37,7 +38,7 @@ class DevSession:
     seed: int
     speedup: float
     external_broker: bool = False
-    partitions: int = 2  # per topic, when the session creates them on its embedded broker
+    partitions: int = DEV_PARTITIONS  # per topic, on the session's embedded broker
     _latency_samples: list[float] = field(default_factory=list)
 
     def run(self, stop: threading.Event, live: bool = False) -> dict[str, Any]:

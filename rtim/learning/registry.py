@@ -73,6 +73,10 @@ class ModelRegistry:
         """The current immutable set."""
         return self._current
 
+    def versions(self) -> dict[str, int]:
+        """The snapshot version in use per model id."""
+        return dict(self._versions)
+
     def _follow(self) -> None:
         codec = Codec.from_settings(self.settings)
         try:

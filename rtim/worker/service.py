@@ -85,6 +85,11 @@ class WorkerService:
                 self._learner_thread.join(30)
             self.registry.stop()
 
+    @property
+    def active_learner(self) -> Learner | None:
+        """The learner running beside the worker (None with `learner=False`)."""
+        return self._learner
+
     def stop(self) -> None:
         """Ask every part to stop after its current batch."""
         self.worker.stop()

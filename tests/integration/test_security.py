@@ -138,7 +138,7 @@ def _refused(settings: Settings, **conf: Any) -> bool:
 
 
 def test_rtim_runs_over_mutual_tls_and_the_broker_link_refuses_what_is_not(
-    tls_settings: Settings, applied_topics: Any, topic_io: Any, run_worker: Any
+    tls_settings: Settings, applied_topics: Any, topic_io: Any, run_worker: Any, tmp_path: Path
 ) -> None:
     from tests.integration.test_worker import TOPIC_SCHEMA, request
 
@@ -159,7 +159,10 @@ def test_rtim_runs_over_mutual_tls_and_the_broker_link_refuses_what_is_not(
     no_certificate = {"ssl.certificate.location": None, "ssl.key.location": None,
                       "ssl.key.password": None}  # fmt: skip
     assert _refused(settings, **no_certificate), "no client certificate got in"
-    assert _refused(settings, **{"ssl.ca.location": str(Path(__file__))}), "untrusted server"
+    other = tmp_path / "other-ca"
+    other.mkdir()
+    untrusting = {"ssl.ca.location": str(Certificates(other).ca)}  # a CA that signed nothing here
+    assert _refused(settings, **untrusting), "a server the client does not trust got through"
 
 
 def test_the_key_password_is_never_shown(tls_settings: Settings, applied_topics: Any) -> None:

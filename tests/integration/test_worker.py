@@ -345,18 +345,18 @@ def test_models_survive_a_restart_and_no_example_is_learned_twice(
     while not len(registry.models()):
         assert time.monotonic() < deadline, "no model snapshot arrived"
         time.sleep(0.05)
-    learner = first.service._learner
+    learner = first.service.active_learner
     first.wait_for(lambda _s: learner.stats.examples >= len(outcomes), timeout=60)
     time.sleep(1.5)  # the learner publishes snapshots every RTIM_MODEL_PUBLISH_MS
-    versions = dict(registry._versions)
+    versions = registry.versions()
     offer = outcomes[0][1]["offer_id"]
     x = {"channel": "web", "age": 40.0}
     before = registry.predict(offer, "web", x)
     first.stop()
 
     second = run_worker(settings)
-    second.wait_for(lambda _s: second.service.registry._versions == versions, timeout=30)
+    second.wait_for(lambda _s: second.service.registry.versions() == versions, timeout=30)
     assert second.service.registry.predict(offer, "web", x) == before
     time.sleep(1.5)
-    assert second.service._learner.stats.examples == 0, "an example was learned twice"
+    assert second.service.active_learner.stats.examples == 0, "an example was learned twice"
     second.stop()
