@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rtim.core.events import Event
-from rtim.core.profile import Profile, apply, is_redelivery
+from rtim.core.profile import Profile, apply
 
 __all__ = ["Decider", "Emit", "Engine", "StepContext", "StepResult"]
 
@@ -71,9 +71,9 @@ class Engine:
 
     def on_event(self, profile: Profile, event: Event, ctx: StepContext) -> StepResult:
         """Apply `event` (once) and return the new profile and what to emit."""
-        if is_redelivery(profile, event, self.dedup_window):
-            return StepResult(profile, [], applied=False)
         after = apply(profile, event, self.dedup_window)
+        if after is profile:  # a redelivery or duplicate
+            return StepResult(profile, [], applied=False)
         if after.get("erased_ts"):
             return StepResult(after, self._erased_answer(after, event))
         after, emits = self.decider.on_applied(profile, after, event, ctx)

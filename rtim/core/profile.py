@@ -125,19 +125,25 @@ def is_redelivery(profile: Profile, event: Event, dedup_window: int) -> bool:
 
 
 def apply(profile: Profile, event: Event, dedup_window: int = 16) -> Profile:
-    """Return the profile after `event`. A redelivered or duplicate event returns `profile`.
+    """Return the profile after `event`. A redelivered or duplicate event (`is_redelivery`)
+    returns `profile` itself; any other event a new profile.
 
     Events of an erased customer only advance the offset marker: nothing else is kept.
     """
-    if is_redelivery(profile, event, dedup_window):
+    offset = event.offset
+    applied = profile.get("applied", {})
+    if offset >= 0 and applied.get(event.kind, -1) >= offset:
+        return profile
+    ids = profile.get("recent_ids", ())
+    id_hash = event_hash(event.event_id)  # once: the check and the new recent_ids share it
+    if id_hash in ids[-dedup_window:]:
         return profile
     p: Profile = profile.copy()
-    if event.offset >= 0:
-        p["applied"] = {**profile.get("applied", {}), event.kind: event.offset}
+    if offset >= 0:
+        p["applied"] = {**applied, event.kind: offset}
     if profile.get("erased_ts"):
         return p
-    ids = profile.get("recent_ids", ())
-    p["recent_ids"] = (*ids[len(ids) - dedup_window + 1 :], event_hash(event.event_id))
+    p["recent_ids"] = (*ids[len(ids) - dedup_window + 1 :], id_hash)
     ts = event.ts
     p["version"] = profile.get("version", 0) + 1
     if not profile.get("created_ts"):
