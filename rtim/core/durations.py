@@ -1,10 +1,13 @@
-"""Durations as people write them ("30s", "15m", "2h", "3d", "1w", "1h30m") and in milliseconds."""
+"""Durations as people write them ("30s", "15m", "2h", "3d", "1w", "1h30m") and in milliseconds;
+the start of a local day."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime, tzinfo
+from functools import lru_cache
 
-__all__ = ["UNITS_MS", "format_duration", "parse_duration"]
+__all__ = ["UNITS_MS", "format_duration", "local_day_start", "parse_duration"]
 
 UNITS_MS: dict[str, int] = {
     "ms": 1,
@@ -52,3 +55,17 @@ def format_duration(ms: int) -> str:
             parts.append(f"{rest // size}{unit}")
             rest %= size
     return "".join(parts)
+
+
+def local_day_start(local: datetime) -> int:
+    """Local midnight of the day of the aware datetime ``local``, as epoch ms.
+
+    The same as ``local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()``, in
+    ms, memoised per day: the time-zone conversion costs microseconds on every decision.
+    """
+    return _midnight_ms(local.tzinfo, local.year, local.month, local.day, local.fold)
+
+
+@lru_cache(maxsize=64)
+def _midnight_ms(tz: tzinfo | None, year: int, month: int, day: int, fold: int) -> int:
+    return int(datetime(year, month, day, tzinfo=tz, fold=fold).timestamp() * 1000)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from rtim.core.durations import local_day_start
 from rtim.core.profile import DAY_MS, WINDOW_DAYS, Profile
 
 __all__ = [
@@ -102,9 +103,7 @@ def compute_features(
     salary = profile.get("last_salary")
     contacts = profile.get("contacts", ())
     local = datetime.fromtimestamp(now / 1000, tz or UTC)
-    # "today" is the local day (as contact caps count it), from local midnight
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    day_start = int(midnight.timestamp() * 1000)
+    day_start = local_day_start(local)  # "today" is the local day, as contact caps count it
     contacts_today = [c for c in contacts if day_start <= c[0] <= now]
     purchase_amount = round(sum(d[2] for d in purchases), 2)
     salary_amount = salary[1] if salary else 0.0

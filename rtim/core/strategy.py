@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import yaml
 
 from rtim.core.conditions import Condition, ConditionSyntaxError, Features, compile_condition
-from rtim.core.durations import parse_duration
+from rtim.core.durations import local_day_start, parse_duration
 from rtim.errors import StrategyError
 
 __all__ = [
@@ -626,8 +626,7 @@ class Strategy:
 
     def local_day_start(self, now_ms: int) -> int:
         """Local midnight (strategy timezone) of the day of ``now_ms``, as epoch ms."""
-        local = self._local(now_ms).replace(hour=0, minute=0, second=0, microsecond=0)
-        return int(local.timestamp() * 1000)
+        return local_day_start(self._local(now_ms))
 
     def to_dict(self) -> dict[str, Any]:
         """The normalised content (durations in ms, conditions as text) as plain data."""

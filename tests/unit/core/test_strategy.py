@@ -7,13 +7,14 @@ import pickle
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtim.core.durations import format_duration, parse_duration
+from rtim.core.durations import format_duration, local_day_start, parse_duration
 from rtim.core.strategy import (
     CHANNELS,
     EVENT_TYPES,
@@ -457,3 +458,13 @@ def test_bad_strategy_reports_every_problem_located(path: Path) -> None:
     with pytest.raises(InvalidStrategyError) as info:
         load_strategy(path, known_features=KNOWN)
     assert [str(issue) for issue in info.value.issues] == expected
+
+
+@pytest.mark.parametrize("zone", ["Europe/Amsterdam", "America/Sao_Paulo", "Australia/Lord_Howe"])
+def test_local_day_start_is_local_midnight_across_dst_changes(zone: str) -> None:
+    tz = ZoneInfo(zone)
+    # every 20 minutes through the DST changes of Oct 2016 (Sao Paulo skipped its midnight)
+    for now_ms in range(1_475_000_000_000, 1_478_000_000_000, 1_200_000):
+        local = datetime.fromtimestamp(now_ms / 1000, tz)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        assert local_day_start(local) == int(midnight.timestamp() * 1000)
