@@ -459,6 +459,23 @@ def test_explanations_quote_the_failing_clause_with_values() -> None:
     assert gold_c.removed_reason == "age >= 18 (age = 16.0)"
 
 
+def test_a_candidate_removed_by_a_gate_is_shared_but_its_record_is_not() -> None:
+    sim = Sim()
+    sim.attrs(age="16")
+    p = sim.profile
+    features = compute_features(p, sim.now, channel="web", placement="home", tz=EXAMPLE.zone)
+    gold = []
+    for rid in ("r1", "r2"):
+        trigger = DecisionTrigger("request", rid, ("web",), request_id=rid)
+        result = decide(p, features, trigger, EXAMPLE, None, sim.now, random_for(rid))
+        gold.append(next(c for c in result.candidates if c.offer_id == "gold_card"))
+    assert gold[0].removed_by == "eligibility"
+    assert gold[0] is gold[1]
+    records = [c.to_record() for c in gold]
+    assert records[0] == records[1]
+    assert records[0]["channel_scores"] is not records[1]["channel_scores"]
+
+
 def random_for(decision_id: str, seed: int = 0) -> Any:
     return decision_rng(decision_id_for("request", decision_id), seed)
 
