@@ -165,10 +165,15 @@ def without_timers(
     return tuple(t for t in timers if not drop(t))
 
 
-def _store(profile: Profile, entries: Sequence[PendingAttribution]) -> Profile:
-    """A copy of ``profile`` holding ``entries`` (full features) compactly, with its timer."""
+def _store(
+    profile: Profile,
+    entries: Sequence[PendingAttribution],
+    compressed: tuple[PendingAttribution, ...] | None = None,
+) -> Profile:
+    """A copy of ``profile`` holding ``entries`` (full features) compactly, with its timer;
+    ``compressed`` is ``_compress(entries)`` when the caller has it already."""
     p: Profile = profile.copy()
-    p["pending"] = _compress(entries)
+    p["pending"] = compressed if compressed is not None else _compress(entries)
     timers = without_timers(p.get("timers", ()), lambda t: t[3] == TIMER_ATTRIBUTION)
     if entries:
         due = min(pending_expires_at(e) for e in entries)
@@ -213,28 +218,25 @@ def pending_expires_at(entry: PendingAttribution) -> int:
     return entry[1] + entry[6] * 1000
 
 
-def _differs(a: object, b: object) -> bool:
-    return a != b or type(a) is not type(b)
-
-
-def _compress(entries: Sequence[PendingAttribution]) -> tuple[PendingAttribution, ...]:
-    """Store each entry's features as changes to the entry before, when that is shorter.
+def _compress(
+    entries: Sequence[PendingAttribution], before: tuple[Any, ...] | None = None
+) -> tuple[PendingAttribution, ...]:
+    """Store each entry's features as changes to the entry before, when that is shorter;
+    ``before`` is the full features of the entry before the first, if any.
 
     A customer's consecutive decisions mostly see the same model features (a web session's
     requests differ in a page count, say): this keeps a pending entry at about 60 bytes.
     """
     out: list[PendingAttribution] = []
-    before: tuple[Any, ...] | None = None
     for entry in entries:
         full = entry[7]
         packed = full
         if before is not None and len(before) == len(full) and full and full[0] == before[0]:
-            changes = [
-                item
-                for i in range(1, len(full))
-                if _differs(before[i], full[i])
-                for item in (i, full[i])
-            ]
+            changes: list[Any] = []
+            for i in range(1, len(full)):
+                old, value = before[i], full[i]
+                if old != value or type(old) is not type(value):
+                    changes += (i, value)
             if len(changes) + 1 < len(full):
                 packed = (_DELTA, *changes)
         out.append((*entry[:7], packed))
@@ -315,15 +317,18 @@ def add_pending(
     """Add pending entries (and the timer); beyond ``MAX_PENDING`` the oldest are evicted as
     negative examples (outcome ``evicted``)."""
     pending = pending_attributions(profile)
-    pending.extend(entries)
-    emits: list[Emit] = []
-    if len(pending) > MAX_PENDING:
-        pending.sort(key=lambda e: e[1])  # stable: same-time entries keep their order
-        customer_id = profile.get("customer_id", "")
-        for old in pending[: len(pending) - MAX_PENDING]:
-            emits.append(_negative(old, customer_id, model_id, "evicted", now))
-        pending = pending[len(pending) - MAX_PENDING :]
-    return _store(profile, pending), emits
+    added = list(entries)
+    if len(pending) + len(added) <= MAX_PENDING:
+        # the stored entries are compressed already: only the new ones need it
+        last = pending[-1][7] if pending else None
+        compressed = (*profile.get("pending", ()), *_compress(added, last))
+        return _store(profile, [*pending, *added], compressed), []
+    pending.extend(added)
+    pending.sort(key=lambda e: e[1])  # stable: same-time entries keep their order
+    customer_id = profile.get("customer_id", "")
+    cut = len(pending) - MAX_PENDING
+    emits = [_negative(old, customer_id, model_id, "evicted", now) for old in pending[:cut]]
+    return _store(profile, pending[cut:]), emits
 
 
 def expire_pending(profile: Profile, now: int, model_id: ModelIdFn) -> tuple[Profile, list[Emit]]:
@@ -332,7 +337,7 @@ def expire_pending(profile: Profile, now: int, model_id: ModelIdFn) -> tuple[Pro
     pending = pending_attributions(profile)
     expired = [e for e in pending if pending_expires_at(e) <= now]
     if not expired:
-        p = _store(profile, pending)
+        p = _store(profile, pending, profile.get("pending", ()))
         return (profile, []) if p["timers"] == profile.get("timers", ()) else (p, [])
     customer_id = profile.get("customer_id", "")
     emits = [

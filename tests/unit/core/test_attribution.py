@@ -308,6 +308,11 @@ def test_any_feature_sequence_survives_the_compact_storage(xs: list[dict[str, An
         for i, x in enumerate(xs)
     ]
     p, _ = add_pending(new_profile("c"), entries, T0, lambda o, c: o)
+    one_by_one = new_profile("c")  # each added to the stored (decoded) list: the same storage
+    for entry in entries:
+        stored = decode_profile(encode_profile(one_by_one))
+        one_by_one, _ = add_pending(stored, [entry], T0, lambda o, c: o)
+    assert one_by_one.get("pending", ()) == p["pending"]
     restored = pending_attributions(decode_profile(encode_profile(p)))
     assert [unpack_features(e[7]) for e in restored] == [unpack_features(e[7]) for e in entries]
     for got, want in zip(restored, entries, strict=True):
