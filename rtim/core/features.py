@@ -56,6 +56,10 @@ FEATURE_FAMILIES: Final = (
 )
 
 _MINUTE: Final = 60_000
+# Amounts and numbers from attributes are capped here: input may carry any finite double, and
+# sums of huge ones overflow to infinity, which models cannot learn from (their weights turn
+# NaN) and whole-number model inputs could not be stored. No real amount comes near 2**53.
+_MAX_NUMBER: Final = 2.0**53
 
 
 def is_known_feature(name: str) -> bool:
@@ -77,9 +81,10 @@ def _as_number(value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         return None
+    return number if -_MAX_NUMBER <= number <= _MAX_NUMBER else None  # NaN and inf too
 
 
 def compute_features(
@@ -105,8 +110,8 @@ def compute_features(
     local = datetime.fromtimestamp(now / 1000, tz or UTC)
     day_start = local_day_start(local)  # "today" is the local day, as contact caps count it
     contacts_today = [c for c in contacts if day_start <= c[0] <= now]
-    purchase_amount = round(sum(d[2] for d in purchases), 2)
-    salary_amount = salary[1] if salary else 0.0
+    purchase_amount = min(round(sum(d[2] for d in purchases), 2), _MAX_NUMBER)
+    salary_amount = min(salary[1], _MAX_NUMBER) if salary else 0.0
     created = profile.get("created_ts", 0)
 
     f: Features = {
@@ -114,11 +119,13 @@ def compute_features(
         "segment": attributes.get("segment"),
         "tenure_days": _days(now, created),
         # an estimate of monthly value: recent spend plus a share of income
-        "customer_value": round(purchase_amount + 0.1 * salary_amount, 2),
+        "customer_value": min(round(purchase_amount + 0.1 * salary_amount, 2), _MAX_NUMBER),
         "is_anonymous": not attributes
         and not profile.get("linked_ids")
         and bool(profile.get("anonymous_ids")),
-        "cart_value": round(sum(q * price for q, price, _c, _t in cart.values()), 2),
+        "cart_value": min(
+            round(sum(q * price for q, price, _c, _t in cart.values()), 2), _MAX_NUMBER
+        ),
         "cart_items": sum(q for q, _p, _c, _t in cart.values()),
         "minutes_since_add_to_cart": _minutes(now, profile.get("last_add_to_cart_ts", 0)),
         "session_page_views": profile.get("session_page_views", 0),
@@ -127,7 +134,7 @@ def compute_features(
         "purchases_30d": sum(d[1] for d in purchases),
         "purchase_amount_30d": purchase_amount,
         "refunds_30d": sum(d[1] for d in refunds),
-        "last_purchase_amount": profile.get("last_purchase_amount", 0.0),
+        "last_purchase_amount": min(profile.get("last_purchase_amount", 0.0), _MAX_NUMBER),
         "days_since_last_purchase": _days(now, profile.get("last_purchase_ts", 0)),
         "declined_payments": profile.get("declined_payments", 0),
         "credit_check_status": credit[0] if credit else None,
