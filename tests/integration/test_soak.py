@@ -51,7 +51,10 @@ def lag(settings: Settings) -> int:
 
 @pytest.mark.parametrize(
     "seconds",
-    [pytest.param(40, id="short"), pytest.param(600, id="ten-minutes", marks=pytest.mark.slow)],
+    [
+        pytest.param(40, id="short"),
+        pytest.param(600, id="ten-minutes", marks=[pytest.mark.slow, pytest.mark.timeout(900)]),
+    ],
 )
 def test_memory_and_lag_stay_bounded_at_a_fixed_rate(
     rtim_settings: Callable[..., Settings], applied_topics: Any, tmp_path: Path, seconds: int
