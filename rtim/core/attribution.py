@@ -140,7 +140,7 @@ def model_features(
 
 def pack_features(x: Mapping[str, FeatureValue]) -> tuple[FeatureValue, ...]:
     """Model features as a positional tuple (names are implied by ``MODEL_FEATURES``)."""
-    return (_LAYOUT, *(x.get(name) for name in MODEL_FEATURES))
+    return (_LAYOUT, *map(x.get, MODEL_FEATURES))
 
 
 def unpack_features(packed: Sequence[Any]) -> dict[str, FeatureValue]:
