@@ -1,4 +1,4 @@
-"""A specialised encoder for the hottest output record, `DecisionRecord`.
+"""A specialised encoder for the hottest output records, `DecisionRecord` and `Decision`.
 
 The decision log record is the largest thing the worker writes for every decision: the feature
 snapshot (a map of a five-branch union) and every candidate. fastavro spends most of that time
@@ -6,7 +6,8 @@ resolving the union branch of each feature value and re-encoding candidates that
 from one decision to the next (most are removed by the same gate). This encoder writes the same
 bytes — Avro binary is canonical, and a test checks byte equality against `Codec.encode` — with
 a `type(value)` dispatch for the features and a memo of encoded candidates: 117 → 41 µs per
-record measured on the bench workload (docs/performance.md).
+record measured on the bench workload (docs/performance.md). A Decision and the DecisionRecord
+that carries the same dict share one encoding of the decision's body.
 """
 
 from __future__ import annotations
@@ -42,7 +43,11 @@ def _string(s: str) -> bytes:
 
 
 class DecisionRecordEncoder:
-    """`Codec.encode("DecisionRecord", r)` for single-object framing, faster; not thread-safe."""
+    """`Codec.encode` of DecisionRecord and Decision for single-object framing, faster.
+
+    Not thread-safe. Records must not change between being encoded as a Decision and as the
+    `decision` of a DecisionRecord (the engine builds both once and never mutates them).
+    """
 
     def __init__(self, codec: Codec, memo_limit: int = 50_000) -> None:
         header, parsed = codec.writer("DecisionRecord")
@@ -50,6 +55,8 @@ class DecisionRecordEncoder:
         fields = {f["name"]: f["type"] for f in parsed["fields"]}
         named = parsed.get("__named_schemas", {})
         self._decision = codec.schemas.current("Decision").parsed
+        self._decision_header = codec.writer("Decision")[0]
+        self._last_decision: tuple[Mapping[str, Any], bytes] | None = None  # (record, body)
         self._candidate = parse_schema(fields["candidates"]["items"], named_schemas=dict(named))
         self._offsets = parse_schema(fields["input_offsets"])
         self._buffer = io.BytesIO()
@@ -113,12 +120,21 @@ class DecisionRecordEncoder:
         parts.append(b"\x00")
         return b"".join(parts)
 
+    def encode_decision(self, decision: Mapping[str, Any]) -> bytes:
+        """The single-object encoded Decision; the next DecisionRecord of it reuses its body."""
+        body = self._write(self._decision, decision)
+        self._last_decision = (decision, body)
+        return self._decision_header + body
+
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """The single-object encoded DecisionRecord. TypeError for values it does not handle."""
+        decision, last = record["decision"], self._last_decision
+        self._last_decision = None
+        body = last[1] if last is not None and last[0] is decision else None
         return b"".join(
             (
                 self._header,
-                self._write(self._decision, record["decision"]),
+                body if body is not None else self._write(self._decision, decision),
                 self._features(record["features"]),
                 self._candidates(record["candidates"]),
                 _string(record["policy"]),

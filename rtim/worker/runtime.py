@@ -114,8 +114,12 @@ class CustomerWorker:
         self.engine = engine
         self.codec = codec or Codec.from_settings(settings)
         # the decision log record is the costliest output: a specialised encoder writes the
-        # same bytes ~3x faster (single-object framing only; with a registry, the codec)
-        self._fast_log = DecisionRecordEncoder(self.codec) if self.codec.registry is None else None
+        # same bytes ~3x faster, and the decision's body once for both records (single-object
+        # framing only; with a registry, the codec)
+        self._fast_encoders: dict[str, Callable[[dict[str, Any]], bytes]] = {}
+        if self.codec.registry is None:
+            fast = DecisionRecordEncoder(self.codec)
+            self._fast_encoders = {"DecisionRecord": fast.encode, "Decision": fast.encode_decision}
         self.clock = clock
         self.on_batch = on_batch
         self.stats = WorkerStats()
@@ -571,12 +575,13 @@ class CustomerWorker:
         assert producer is not None
         errors = self._delivery_errors
         pending = 0
-        fast = self._fast_log
+        fast = self._fast_encoders
         for emit in emits:
             topic = self.settings.topic(emit.topic)
-            if fast is not None and emit.schema == "DecisionRecord":
+            encode = fast.get(emit.schema)
+            if encode is not None:
                 try:
-                    value = fast.encode(emit.record)
+                    value = encode(emit.record)
                 except (TypeError, ValueError, OverflowError):  # unusual values: the full codec
                     value = self.codec.encode(emit.schema, emit.record, topic=topic)
             else:

@@ -66,3 +66,17 @@ def test_unusual_values_are_refused_so_the_caller_falls_back() -> None:
     record = decision_records(800)[0]
     with pytest.raises(TypeError):
         DecisionRecordEncoder(Codec()).encode({**record, "features": {"f": [1, 2]}})
+
+
+def test_a_decision_and_its_record_share_one_encoding_of_the_body() -> None:
+    codec = Codec()
+    fast = DecisionRecordEncoder(codec)
+    records = decision_records(800)
+    for record in records:
+        decision = record["decision"]
+        assert fast.encode_decision(decision) == codec.encode("Decision", decision)  # type: ignore[arg-type]
+        assert fast.encode(record) == codec.encode("DecisionRecord", record)
+    # a record of another decision than the one encoded last does not reuse its body
+    first, second = records[0], records[1]
+    fast.encode_decision(first["decision"])  # type: ignore[arg-type]
+    assert fast.encode(second) == codec.encode("DecisionRecord", second)
