@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         6000, ge=1000, description="Consumer session timeout; group joins take about half."
     )
     batch_size: int = Field(2000, ge=1, description="Most input records processed per batch.")
+    store_write_buffer_mb: int = Field(
+        16,
+        ge=1,
+        description="RocksDB write buffer (memtable) per partition database, in MiB; at most "
+        "two per partition are held in memory before they are flushed to disk.",
+    )
     batch_timeout_ms: int = Field(
         5, ge=0, description="Longest wait for the first record of a batch."
     )

@@ -700,12 +700,13 @@ class CustomerWorker:
 
     def _open_task(self, partition: int) -> _Task:
         path = self._state_dir / f"p{partition}"
-        store = PartitionStore(path)
+        buffer_mb = self.settings.store_write_buffer_mb
+        store = PartitionStore(path, buffer_mb)
         restored = self._restore(partition, store)
         if restored is None:  # local state is ahead of the changelog: it is not ours, rebuild
             store.close()
             PartitionStore.destroy(path)
-            store = PartitionStore(path)
+            store = PartitionStore(path, buffer_mb)
             restored = self._restore(partition, store) or 0
         timers = [(due, cid) for due, cid in store.due_timers(2**62, limit=10**9)]
         heapq.heapify(timers)

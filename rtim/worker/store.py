@@ -53,11 +53,15 @@ class PartitionMeta:
 class PartitionStore:
     """The RocksDB database of one partition's customers."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, write_buffer_mb: int | None = None) -> None:
+        """Open (or create) the database at `path`; `write_buffer_mb` bounds its memtables."""
         path.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
         options.set_max_background_jobs(2)
+        if write_buffer_mb is not None:
+            options.set_write_buffer_size(write_buffer_mb * 1024 * 1024)
+            options.set_max_write_buffer_number(2)
         self.path = path
         self._db = Rdict(str(path), options=options)
         raw = self._db.get(_META)
