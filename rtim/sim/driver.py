@@ -241,7 +241,7 @@ class SimDriver:
     `start_ms`: simulated start (default: `default_start_ms`); `strategy`: a Strategy or a
     path (default: settings.strategy), used for offer values and by the audit. `drain_s`:
     longest wait after the run for answers and outcomes; `buckets`: points of the learning
-    curve.
+    curve; `wave_s`: how often the simulated upstream sends what happened since its last wave.
     """
 
     def __init__(
@@ -258,6 +258,7 @@ class SimDriver:
         drain_s: float = DEFAULT_DRAIN_S,
         buckets: int = 20,
         wait_for_workers: bool = False,
+        wave_s: float = _TICK_S,
     ) -> None:
         if customers < 1:
             raise ConfigError(f"customers must be at least 1, got {customers}")
@@ -265,6 +266,8 @@ class SimDriver:
             raise ConfigError("rate, speedup and duration must be positive")
         if drain_s < 0:
             raise ConfigError(f"drain must be >= 0 s, got {drain_s}")
+        if not wave_s > 0:
+            raise ConfigError(f"the wave interval must be positive, got {wave_s} s")
         self.settings = settings
         self.customers = customers
         self.rate = float(rate)
@@ -272,6 +275,8 @@ class SimDriver:
         self.duration_s = float(duration_s)
         self.speedup = float(speedup)
         self.drain_s = float(drain_s)
+        # records are sent in waves of this interval: fewer, larger produce batches
+        self.wave_s = float(wave_s)
         # wait (≤ 120 s) until the customer workers' group has committed the onboarding events
         # before the paced run starts, so its latencies are not measured behind that burst
         self.wait_for_workers = wait_for_workers
@@ -510,7 +515,7 @@ class SimDriver:
             sim_now = min(self._sim_clock(), self.end_ms)
             self._send_in_time_order(sender, self.simulation.events_until(sim_now), sim_now)
             producer.poll(0)
-            stop.wait(max(0.0, _TICK_S - (time.monotonic() - tick)))
+            stop.wait(max(0.0, self.wave_s - (time.monotonic() - tick)))
         # the last events exactly up to the end, so a full run always covers the same events
         self._send_in_time_order(sender, self.simulation.events_until(self.end_ms), self.end_ms)
 
