@@ -129,19 +129,6 @@ def committed_all(settings: Settings, ends: dict[tuple[str, int], int]) -> bool:
     return all(tp.offset >= ends[(tp.topic, tp.partition)] for tp in got)
 
 
-def worker_env(settings: Settings) -> dict[str, str]:
-    """The environment of a `rtim worker` subprocess for `settings` (event-time timers)."""
-    return {
-        **os.environ,
-        "RTIM_BROKER": settings.broker,
-        "RTIM_TOPIC_PREFIX": settings.topic_prefix,
-        "RTIM_DATA_DIR": str(settings.data_dir),
-        "RTIM_TIMER_CLOCK": "event",
-        "RTIM_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
-        "RTIM_LOG_FORMAT": "json",
-    }
-
-
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "rtim", "worker", "--no-learner", "--stats-every", "0"],
@@ -215,6 +202,7 @@ def comparable(profile: Profile) -> dict[str, Any]:
 )
 def test_sigkill_loses_nothing_and_applies_nothing_twice(  # noqa: PLR0917 - fixtures
     rtim_settings: Callable[..., Settings],
+    rtim_env: Callable[..., dict[str, str]],
     applied_topics: Any,
     topic_io: Any,
     tmp_path: Path,
@@ -226,15 +214,14 @@ def test_sigkill_loses_nothing_and_applies_nothing_twice(  # noqa: PLR0917 - fix
     sent_per_customer = Counter(r["customer_id"] for _t, r in items)
     runs = {}
     for name, n_kills in (("reference", 0), ("chaos", kills)):
-        prefix = f"{name}{os.urandom(3).hex()}."
-        settings = applied_topics(
-            rtim_settings(topic_prefix=prefix, data_dir=tmp_path / name, timer_clock="event")
-        )
+        run = {"topic_prefix": f"{name}{os.urandom(3).hex()}.", "data_dir": tmp_path / name,
+               "timer_clock": "event"}  # fmt: skip
+        settings = applied_topics(rtim_settings(**run))
         io = topic_io(settings)
         ends = preload(io, items)
         run_to_end(
             settings,
-            worker_env(settings),
+            rtim_env(apply_topics=False, **run),
             ends,
             tmp_path / f"{name}.log",
             kills=n_kills,
@@ -269,8 +256,9 @@ def test_sigkill_loses_nothing_and_applies_nothing_twice(  # noqa: PLR0917 - fix
     assert all(len(triggers) == 1 for triggers in by_id.values())
 
 
-def test_two_workers_share_then_hand_over_without_losing_anything(
+def test_two_workers_share_then_hand_over_without_losing_anything(  # noqa: PLR0917 - fixtures
     rtim_settings: Callable[..., Settings],
+    rtim_env: Callable[..., dict[str, str]],
     applied_topics: Any,
     topic_io: Any,
     tmp_path: Path,
@@ -283,25 +271,21 @@ def test_two_workers_share_then_hand_over_without_losing_anything(
     items = workload(80, seed=5)
     sent_per_customer = Counter(r["customer_id"] for _t, r in items)
 
-    ref = applied_topics(
-        rtim_settings(
-            topic_prefix=f"ref{os.urandom(3).hex()}.",
-            data_dir=tmp_path / "ref",
-            timer_clock="event",
-        )
-    )
+    reference = {"topic_prefix": f"ref{os.urandom(3).hex()}.", "data_dir": tmp_path / "ref",
+                 "timer_clock": "event"}  # fmt: skip
+    ref = applied_topics(rtim_settings(**reference))
     ref_io = topic_io(ref)
     ref_ends = preload(ref_io, items)
-    run_to_end(ref, worker_env(ref), ref_ends, tmp_path / "ref.log", kills=0, rng=random.Random())
+    ref_env = rtim_env(apply_topics=False, **reference)
+    run_to_end(ref, ref_env, ref_ends, tmp_path / "ref.log", kills=0, rng=random.Random())
     ref_profiles, ref_decisions = stored_profiles(ref), decisions(ref_io)
 
-    settings = applied_topics(
-        rtim_settings(topic_prefix=f"two{os.urandom(3).hex()}.", timer_clock="event")
-    )
+    shared = {"topic_prefix": f"two{os.urandom(3).hex()}.", "timer_clock": "event"}
+    settings = applied_topics(rtim_settings(**shared))
     io = topic_io(settings)
 
     def env(name: str) -> dict[str, str]:
-        return worker_env(settings.model_copy(update={"data_dir": tmp_path / name}))
+        return rtim_env(apply_topics=False, data_dir=tmp_path / name, **shared)
 
     third = len(items) // 3
     ends = preload(io, items[:third])

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from rtim.core.events import INPUT_TOPICS
 from rtim.dev import DEV_PARTITIONS
 from rtim.kafka.broker import EmbeddedBroker
 from rtim.kafka.config import consumer_config
@@ -50,9 +51,7 @@ def lag(settings: Settings) -> int:
     """Records on the input topics not yet committed by the customer group."""
     consumer = Consumer(consumer_config(settings, settings.group(settings.group_id)))
     try:
-        topics = [settings.topic(t) for t in (
-            "rtim.events.clickstream", "rtim.events.transactions", "rtim.events.complaints",
-            "rtim.events.profile", "rtim.requests", "rtim.outcomes")]  # fmt: skip
+        topics = [settings.topic(t) for t in INPUT_TOPICS]
         tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
         committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(tps, 10)}
         total = 0
