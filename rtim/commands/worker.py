@@ -88,6 +88,7 @@ def worker(
                 timers=s.timers_fired,
                 held=s.held,
                 idle_timeouts=s.idle_timeouts,
+                late=s.late,
                 emitted=sum(s.emitted.values()),
                 batch_ms=round(s.last_batch_ms, 2),
             )

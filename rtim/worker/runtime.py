@@ -74,6 +74,9 @@ class WorkerStats:
     dlq_reasons: Counter[str] = field(default_factory=Counter)
     held: int = 0  # times a partition waited for a lagging input (event-time order)
     idle_timeouts: int = 0  # times it stopped waiting (RTIM_MAX_IDLE_MS, or a bound on lag)
+    # records applied with an event time before their partition's watermark: out of event-time
+    # order across inputs (a record fetched after a later one of another input was applied)
+    late: int = 0
     last_batch_ms: float = 0.0
 
 
@@ -96,6 +99,10 @@ class _Task:
     watermark_fetched: float = 0.0
     timers_waiting: bool = False  # due event-time timers wait for `_settled`
     blocked_since: float = 0.0  # when this partition started waiting for a lagging input
+    # inputs a fetch has answered for since the assignment (a record or end-of-partition):
+    # until then the client's cached end offset may be from before, and the lag is unknown
+    fetched_inputs: set[str] = field(default_factory=set)
+    all_fetched: bool = False
 
 
 class CustomerWorker:
@@ -158,6 +165,8 @@ class CustomerWorker:
                 **{
                     "error_cb": self._on_error,
                     "max.partition.fetch.bytes": 4 * 1024 * 1024,
+                    # end-of-partition events tell when a fetch has answered for an input
+                    "enable.partition.eof": True,
                 },
             )
         )
@@ -188,7 +197,16 @@ class CustomerWorker:
         for task in list(self._tasks.values()):
             task.store.close()
         self._tasks.clear()
-        log.info("worker stopped", applied=self.stats.applied, dead_letters=self.stats.dead_letters)
+        s = self.stats
+        log.info(
+            "worker stopped",
+            applied=s.applied,
+            skipped=s.skipped,
+            dead_letters=s.dead_letters,
+            held=s.held,
+            idle_timeouts=s.idle_timeouts,
+            late=s.late,
+        )
 
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():
@@ -235,7 +253,9 @@ class CustomerWorker:
         for message in messages:
             err = message.error()
             if err is not None:
-                if err.code() != KafkaError._PARTITION_EOF:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    self._fetched(message.topic(), message.partition())
+                else:
                     log.warning("consume error", error=str(err))
                 continue
             records += 1
@@ -244,6 +264,8 @@ class CustomerWorker:
             kind = self._kind_by_physical.get(topic)
             if task is None or kind is None:
                 continue  # revoked meanwhile; the next owner processes it
+            if not task.all_fetched:
+                self._fetched(topic, partition)
             if offset <= task.meta.inputs.get(kind, -1):
                 self.stats.skipped += 1  # processed before a crash, not yet committed
                 commit[(topic, partition)] = offset + 1
@@ -270,6 +292,8 @@ class CustomerWorker:
                 if event.ts > task.meta.watermark:
                     task.meta.watermark = event.ts
                     task.watermark_fetched = fetched_at
+                elif event.ts < task.meta.watermark:
+                    self.stats.late += 1
             if clock_is_event:
                 clock = task.meta.watermark
                 if task.timers and task.timers[0][0] <= clock and self._settled(task):
@@ -411,14 +435,29 @@ class CustomerWorker:
         task.blocked_since = 0.0  # nothing lags: the next wait starts afresh
         return True
 
+    def _fetched(self, topic: str, partition: int) -> None:
+        """A fetch answered for this input since its assignment: its cached end is current."""
+        task = self._tasks.get(partition)
+        kind = self._kind_by_physical.get(topic)
+        if task is None or kind is None:
+            return
+        task.fetched_inputs.add(kind)
+        task.all_fetched = len(task.fetched_inputs) == len(self._kinds)
+
     def _lag(self, kind: str, partition: int) -> int | None:
         """Records of this input partition on the broker not yet consumed (None: unknown).
 
         The end offset is the one the last fetch response reported, so it costs no request.
+        Before a fetch has answered for the input since its assignment, that cached end may
+        be from an earlier assignment (a rebalance revokes and reassigns every partition):
+        the lag is unknown until then.
         """
         consumer = self._consumer
         if consumer is None:
             return 0
+        task = self._tasks.get(partition)
+        if task is not None and not task.all_fetched and kind not in task.fetched_inputs:
+            return None
         tp = TopicPartition(self._physical_by_kind[kind], partition)
         try:
             low, high = consumer.get_watermark_offsets(tp, cached=True)
@@ -685,10 +724,29 @@ class CustomerWorker:
             done = task.meta.inputs.get(kind, -1) if kind else -1
             start = committed.get((tp.topic, tp.partition), -1)
             if done >= 0 and start < done + 1:
-                tp.offset = start = done + 1
+                start = done + 1
+            elif start < 0:
+                # nothing committed: start at the log's beginning (auto.offset.reset=earliest)
+                # explicitly. Left to the client, the offset reset delays this input's first
+                # fetch by more than RTIM_MAX_IDLE_MS, and the partition would go on without
+                # it, out of event-time order (seen after a hand-over).
+                start = self._log_start(consumer, tp)
+            if start >= 0:
+                tp.offset = start
             self._start_offsets[(tp.topic, tp.partition)] = max(start, 0)
         consumer.assign(partitions)
         log.info("partitions assigned", partitions=numbers)
+
+    def _log_start(self, consumer: Consumer, tp: TopicPartition) -> int:
+        """The first offset of a partition's log (one ListOffsets request); -1 if unknown."""
+        try:
+            low, _high = consumer.get_watermark_offsets(
+                TopicPartition(tp.topic, tp.partition), timeout=10, cached=False
+            )
+        except KafkaException as exc:  # the client's own offset reset takes over
+            log.warning("log start unknown", topic=tp.topic, partition=tp.partition, error=str(exc))
+            return -1
+        return int(low)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = sorted({tp.partition for tp in partitions})
