@@ -242,12 +242,19 @@ def topic_io() -> Iterator[Callable[[Settings], TopicIO]]:
 class RunningWorker:
     """A WorkerService in a background thread (the same code `rtim worker` runs)."""
 
-    def __init__(self, settings: Settings, learner: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        learner: bool = True,
+        wrap_engine: Callable[[Any], Any] | None = None,
+    ) -> None:
         import threading
 
         from rtim.worker.service import WorkerService
 
         self.service = WorkerService(settings, learner=learner)
+        if wrap_engine is not None:  # a test's stand-in for a faulty strategy or core
+            self.service.worker.engine = wrap_engine(self.service.worker.engine)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -284,11 +291,16 @@ class RunningWorker:
 
 @pytest.fixture
 def run_worker() -> Iterator[Callable[..., RunningWorker]]:
-    """Factory: ``run_worker(settings, learner=True) -> RunningWorker``; stopped at teardown."""
+    """Factory: ``run_worker(settings, learner=True, wrap_engine=None) -> RunningWorker``.
+
+    Stopped at teardown. `wrap_engine(engine)` returns the engine the worker runs.
+    """
     running: list[RunningWorker] = []
 
-    def start(settings: Settings, learner: bool = True) -> RunningWorker:
-        worker = RunningWorker(settings, learner)
+    def start(
+        settings: Settings, learner: bool = True, wrap_engine: Callable[[Any], Any] | None = None
+    ) -> RunningWorker:
+        worker = RunningWorker(settings, learner, wrap_engine)
         running.append(worker)
         return worker
 

@@ -6,7 +6,9 @@ Processing protocol, per batch of records (at-least-once delivery, exactly-once 
 2. per partition, merge the input topics by event time (each topic keeps its offset order) and
    run the pure engine: profile ← apply(profile, event); decisions and other emits;
 3. fire the timers that are due (event-time watermark or wall clock);
-4. produce the outputs and **wait for their acks**;
+4. encode the changed profiles (a customer whose profile cannot be encoded is taken back to
+   its stored profile, and its events of the batch are dead-lettered); produce the outputs and
+   **wait for their acks**;
 5. produce the changed profiles, then a partition meta record, to the changelog, and wait;
 6. write profiles, timer index and meta to RocksDB in one atomic WriteBatch;
 7. commit the input offsets.
@@ -140,6 +142,9 @@ class CustomerWorker:
         self._changelog = settings.topic(CHANGELOG_TOPIC)
         self._state_dir = Path(settings.data_dir) / "customer"
         self._delivery_errors: list[str] = []
+        # this batch's applied steps: (customer, first emit, end of its emits, event or None
+        # for timers), to take a customer's steps back if its profile cannot be stored
+        self._steps: list[tuple[str, int, int, Event | None]] = []
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
 
@@ -247,6 +252,7 @@ class CustomerWorker:
         fetched = time.monotonic()
         now_ms = int(self.clock() * 1000)
         emits: list[Emit] = []
+        self._steps.clear()
         dirty: dict[int, dict[str, Profile]] = {}
         commit: dict[tuple[str, int], int] = {}
         records = 0
@@ -301,8 +307,9 @@ class CustomerWorker:
             elif task.timers and task.timers[0][0] <= now_ms:
                 self._fire_timers(task, now_ms, changed, emits)
 
+        encoded = self._encode_profiles(dirty, emits)
         self._publish(emits)
-        self._persist(dirty)
+        self._persist(dirty, encoded)
         if commit and self._consumer is not None:
             offsets = [TopicPartition(t, p, o) for (t, p), o in commit.items() if p in self._tasks]
             if offsets:
@@ -552,9 +559,13 @@ class CustomerWorker:
             return
         self.stats.applied += 1
         self._remember(task, profile, result.profile, changed)
+        start = len(emits)
         emits.extend(result.emits)
+        self._steps.append((event.customer_id, start, len(emits), event))
 
-    def _internal_dead_letter(self, task: _Task, event: Event, exc: Exception) -> Emit:
+    def _internal_dead_letter(
+        self, task: _Task, event: Event, exc: Exception, what: str = "processing failed"
+    ) -> Emit:
         topic = next(t for t, k in KIND_BY_TOPIC.items() if k == event.kind)
         return Emit(
             DLQ_TOPIC,
@@ -567,7 +578,7 @@ class CustomerWorker:
                 "key": event.customer_id.encode(),
                 # the decoded record, re-encoded: the same Avro bytes as the original body
                 "value": self.codec.encode(SCHEMA_BY_KIND[event.kind], event.record),
-                "error": f"processing failed: {type(exc).__name__}: {exc}",
+                "error": f"{what}: {type(exc).__name__}: {exc}",
                 "ts": int(self.clock() * 1000),
                 "error_kind": "internal",
             },
@@ -591,7 +602,9 @@ class CustomerWorker:
             if result.applied:
                 self.stats.timers_fired += 1
                 self._remember(task, profile, result.profile, changed)
+                start = len(emits)
                 emits.extend(result.emits)
+                self._steps.append((customer_id, start, len(emits), None))
 
     def _remember(
         self, task: _Task, before: Profile, after: Profile, changed: dict[str, Profile]
@@ -667,16 +680,69 @@ class CustomerWorker:
         if remaining:
             raise BrokerError(f"{remaining} records not acknowledged by the broker in 30 s")
 
-    def _persist(self, dirty: dict[int, dict[str, Profile]]) -> None:
-        producer = self._producer
-        assert producer is not None
+    def _encode_profiles(
+        self, dirty: dict[int, dict[str, Profile]], emits: list[Emit]
+    ) -> dict[int, dict[str, bytes]]:
+        """The changed profiles of each partition to persist, encoded.
+
+        A profile that cannot be encoded (a fault in the core: it would stop the worker at
+        every restart on the same records) is not stored: the customer goes back to its last
+        stored profile, its outputs of this batch are dropped, and its events of this batch go
+        to the DLQ with the reason. Everyone else's batch goes on.
+        """
         encoded: dict[int, dict[str, bytes]] = {}
+        rejected: dict[str, tuple[_Task, Exception]] = {}
         for partition, profiles in dirty.items():
             task = self._tasks.get(partition)
             if task is None or not task.touched:
                 continue
-            values = {cid: encode_profile(p) for cid, p in profiles.items()}
+            try:
+                encoded[partition] = {cid: encode_profile(p) for cid, p in profiles.items()}
+                continue
+            except Exception:  # found per customer below
+                pass
+            values: dict[str, bytes] = {}
+            for cid, profile in list(profiles.items()):
+                try:
+                    values[cid] = encode_profile(profile)
+                except Exception as exc:  # any encoding failure: the same fault
+                    rejected[cid] = (task, exc)
+                    del profiles[cid]
+                    task.cache.pop(cid, None)  # the next step loads the stored profile
+                    task.persisted_timers.pop(cid, None)
             encoded[partition] = values
+        if rejected:
+            self._reject(rejected, emits)
+        return encoded
+
+    def _reject(self, rejected: dict[str, tuple[_Task, Exception]], emits: list[Emit]) -> None:
+        dropped: set[int] = set()
+        letters: list[Emit] = []
+        for cid, start, end, event in self._steps:
+            if cid not in rejected:
+                continue
+            dropped.update(range(start, end))
+            if event is not None:
+                task, exc = rejected[cid]
+                what = "the customer's profile could not be stored after this batch"
+                letters.append(self._internal_dead_letter(task, event, exc, what))
+        for cid, (_task, exc) in rejected.items():
+            log.error(
+                "profile could not be stored; its events of this batch go to the DLQ",
+                customer_id=cid,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        self.stats.applied -= len(letters)
+        self.stats.dead_letters += len(letters)
+        self.stats.dlq_reasons["internal"] += len(letters)
+        emits[:] = [e for i, e in enumerate(emits) if i not in dropped] + letters
+
+    def _persist(
+        self, dirty: dict[int, dict[str, Profile]], encoded: dict[int, dict[str, bytes]]
+    ) -> None:
+        producer = self._producer
+        assert producer is not None
+        for partition, values in encoded.items():
             for cid, value in values.items():
                 self._produce(producer, self._changelog, cid.encode(), value, partition=partition)
         if not encoded:

@@ -217,6 +217,48 @@ def test_bad_messages_go_to_the_dlq_with_reasons_and_good_ones_are_applied(
     assert stored_profiles(settings)["good"]["version"] == goods
 
 
+def test_a_profile_that_cannot_be_stored_sends_its_events_to_the_dlq_not_the_worker_down(
+    settings: Settings, topic_io: Any, run_worker: Any, stored_profiles: Any
+) -> None:
+    """A fault in the core that makes a profile unencodable is a poison pill, unless caught.
+
+    The customer's events of that batch go to the DLQ with the reason, the customer's state and
+    outputs stay as before them, and the worker carries on with everyone, that customer included.
+    """
+    from rtim.core.engine import Engine, StepResult
+
+    class FaultyEngine(Engine):
+        def __init__(self, inner: Engine) -> None:
+            super().__init__(inner.decider, inner.dedup_window)
+
+        def on_event(self, profile: Any, event: Any, ctx: Any) -> StepResult:
+            result = super().on_event(profile, event, ctx)
+            if event.record.get("page") == "/poison":  # msgpack cannot encode an object()
+                return StepResult({**result.profile, "recent_pages": (object(),)}, result.emits)
+            return result
+
+    io = topic_io(settings)
+    worker = run_worker(settings, learner=False, wrap_engine=FaultyEngine)
+    send(io, [click("sick", 1, page="/a")])
+    worker.wait_for(lambda s: s.applied == 1)
+    send(io, [click("sick", 2, page="/poison")])
+    dlq = io.read("rtim.dlq", count=1, timeout=30)
+    send(io, [click("sick", 3, page="/b"), request("sick", "sick-r1", "web"), click("well", 1)])
+    answers = io.read("rtim.decisions.web", count=1, timeout=30)
+    worker.wait_for(lambda s: s.applied == 4)
+    worker.stop()
+
+    assert len(dlq) == 1
+    assert "could not be stored" in dlq[0]["error"], dlq[0]["error"]
+    assert dlq[0]["source_topic"] == settings.topic("rtim.events.clickstream")
+    assert dlq[0]["error_kind"] == "internal"
+    assert answers[0]["request_id"] == "sick-r1"
+    profiles = stored_profiles(settings)
+    assert profiles["sick"]["version"] == 3  # /a, /b and the request; not the poison
+    assert profiles["sick"]["recent_pages"] == ("/a", "/b")
+    assert profiles["well"]["version"] == 1
+
+
 def test_the_same_event_twice_is_applied_once(
     settings: Settings, topic_io: Any, run_worker: Any, stored_profiles: Any
 ) -> None:
