@@ -68,6 +68,7 @@ _COMMAND_MODULES = (
     "broker",
     "topics",
     "worker",
+    "learner",
     "simulate",
     "produce",
     "tail",

@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rtim.paths import contract_dir
 
-__all__ = ["Settings", "get_settings", "settings_table"]
+__all__ = ["Settings", "get_settings", "settings_env", "settings_table"]
 
 
 class Settings(BaseSettings):
@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     learner_group_id: str = Field(
         "rtim.learner", description="Consumer group of the learners (one writer per model)."
     )
+    learner_process: bool = Field(
+        True,
+        description="`rtim worker --learner` runs its learner as a child process (`rtim "
+        "learner`), so learning does not compete with the customer pipeline for one Python "
+        "interpreter; false: a thread of the worker.",
+    )
     model_publish_ms: int = Field(
         500, ge=10, description="Longest delay between a model learning and its snapshot."
     )
@@ -161,6 +167,26 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The RTIM_* environment that reproduces `settings` in a child process."""
+    env: dict[str, str] = {}
+    dumped = settings.model_dump(mode="json")
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            text = value.get_secret_value()
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (str, int, float, Path)):
+            text = str(value)
+        else:
+            text = json.dumps(dumped[name])
+        env[f"RTIM_{name.upper()}"] = text
+    return env
 
 
 def settings_table() -> str:

@@ -320,6 +320,7 @@ class _CpuMeter:
         self.t = time.perf_counter()
         self.records = worker.progress().records
         self.worker_cpu = worker.cpu()
+        self.learner_cpu = worker.learner_cpu()
         self.broker_cpu = cpu_seconds(env.broker_pid)
 
     def read(self) -> dict[str, Any]:
@@ -332,6 +333,8 @@ class _CpuMeter:
             "worker_cpu_share": round(worker_cpu / wall, 2) if wall else None,
             "worker_cpu_us_per_record": round(worker_cpu / records * 1e6, 1) if records else None,
             "records_per_worker_cpu_s": round(records / worker_cpu, 1) if worker_cpu else None,
+            # the learner's own process (RTIM_LEARNER_PROCESS), not in the worker's figures
+            "learner_cpu_s": round(self.worker.learner_cpu() - self.learner_cpu, 2),
         }
         if self.env.broker_pid is not None:
             broker_cpu = cpu_seconds(self.env.broker_pid) - self.broker_cpu

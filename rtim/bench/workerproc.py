@@ -22,7 +22,7 @@ from typing import Any
 from rtim.errors import BrokerError
 from rtim.settings import Settings
 
-__all__ = ["Progress", "WorkerProcess", "cpu_seconds", "read_rss"]
+__all__ = ["Progress", "WorkerProcess", "child_pids", "cpu_seconds", "read_rss"]
 
 # slots of the shared progress array
 _T, _RECORDS, _APPLIED, _DECISIONS, _DEAD, _TIMERS, _BATCHES, _STATE = range(8)
@@ -68,6 +68,19 @@ def cpu_seconds(pid: int | None) -> float:
         return 0.0
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14 and 15)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, from /proc."""
+    children: list[int] = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:  # ppid (field 4)
+            children.append(int(stat.parent.name))
+    return children
 
 
 class WorkerProcess:
@@ -139,8 +152,13 @@ class WorkerProcess:
         return read_rss(self.pid)
 
     def cpu(self) -> float:
-        """CPU seconds the child has used (every thread: worker, learner, registry)."""
+        """CPU seconds the worker process has used (every thread: pipeline, registry, and the
+        learner when it runs as a thread)."""
         return cpu_seconds(self.pid)
+
+    def learner_cpu(self) -> float:
+        """CPU seconds of the worker's child processes so far: its learner process."""
+        return sum(cpu_seconds(pid) for pid in child_pids(self.pid))
 
     def stop(self, timeout: float = 60) -> dict[str, Any]:
         """Stop the service (finishes its batch, leaves the group); returns its final counters."""

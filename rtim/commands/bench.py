@@ -189,7 +189,8 @@ def render(result: dict[str, Any], console: Console) -> None:
          f"{_fmt(ingest.get('window_events'))} events in {_fmt(ingest.get('window_s'))} s; "
          f"{_fmt(ingest.get('worker_cpu_us_per_record'))} µs worker CPU per event "
          f"(= {_fmt(ingest.get('records_per_worker_cpu_s'))}/s per CPU-second; worker had "
-         f"{_fmt(ingest.get('worker_cpu_share'))} of a core)"),
+         f"{_fmt(ingest.get('worker_cpu_share'))} of a core; the learner process "
+         f"{_fmt(ingest.get('learner_cpu_s'))} CPU-s)"),
         ("decisions", _fmt(result.get("decisions_per_s"), "requests/s"),
          f"backlog of {_fmt(result.get('sizes', {}).get('decision_backlog'))}; "
          f"{_fmt(decisions.get('worker_cpu_us_per_record'))} µs worker CPU per request "

@@ -37,7 +37,11 @@ def worker(
     ] = None,
     learner: Annotated[
         bool,
-        typer.Option("--learner/--no-learner", help="Also run a learner in this process."),
+        typer.Option(
+            "--learner/--no-learner",
+            help="Also run a learner: a child process (`rtim learner`), or a thread of the "
+            "worker with RTIM_LEARNER_PROCESS=false.",
+        ),
     ] = True,
     stats_every: Annotated[
         float,

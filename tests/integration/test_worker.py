@@ -351,11 +351,13 @@ def test_an_event_acknowledged_before_a_request_is_applied_before_its_decision(
     worker.stop()
 
 
+@pytest.mark.parametrize("learner_process", [True, False], ids=["learner-process", "thread"])
 def test_models_survive_a_restart_and_no_example_is_learned_twice(
-    settings: Settings, topic_io: Any, run_worker: Any
+    settings: Settings, topic_io: Any, run_worker: Any, learner_process: bool
 ) -> None:
     """Decisions → outcomes → training examples → a model snapshot; a restarted worker serves
     the same model (version and prediction) and its learner learns nothing again."""
+    settings = settings.model_copy(update={"learner_process": learner_process})
     io = topic_io(settings)
     first = run_worker(settings)
     customers = [f"m{i}" for i in range(60)]
@@ -387,18 +389,76 @@ def test_models_survive_a_restart_and_no_example_is_learned_twice(
     while not len(registry.models()):
         assert time.monotonic() < deadline, "no model snapshot arrived"
         time.sleep(0.05)
-    learner = first.service.active_learner
-    first.wait_for(lambda _s: learner.stats.examples >= len(outcomes), timeout=60)
-    time.sleep(1.5)  # the learner publishes snapshots every RTIM_MODEL_PUBLISH_MS
+    offers = {o["offer_id"] for _t, o in outcomes}
+    x = {"channel": "web", "age": 40.0}
+
+    def learned(reg: Any) -> int:  # examples in the snapshots the registry serves
+        return sum((reg.predict(offer, "web", x) or (0.0, 0))[1] for offer in offers)
+
+    first.wait_for(lambda _s: learned(registry) >= len(outcomes), timeout=60)
+    assert learned(registry) == len(outcomes)
+    if not learner_process:
+        assert first.service.active_learner.stats.examples == len(outcomes)
+    else:
+        assert first.service.learner_pid is not None, "the learner runs as a child process"
     versions = registry.versions()
     offer = outcomes[0][1]["offer_id"]
-    x = {"channel": "web", "age": 40.0}
     before = registry.predict(offer, "web", x)
+    child = first.service.learner_pid
     first.stop()
+    if child is not None:
+        assert not _alive(child), "the learner process stopped with the worker"
 
     second = run_worker(settings)
     second.wait_for(lambda _s: second.service.registry.versions() == versions, timeout=30)
     assert second.service.registry.predict(offer, "web", x) == before
-    time.sleep(1.5)
-    assert second.service.active_learner.stats.examples == 0, "an example was learned twice"
+    time.sleep(1.5)  # a re-learned example would be published within RTIM_MODEL_PUBLISH_MS
+    assert second.service.registry.versions() == versions, "an example was learned twice"
+    assert learned(second.service.registry) == len(outcomes)
+    if not learner_process:
+        assert second.service.active_learner.stats.examples == 0, "an example was learned twice"
     second.stop()
+
+
+def test_the_child_learner_does_not_outlive_a_killed_worker(
+    rtim_env: Callable[..., dict[str, str]], tmp_path: Path
+) -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen([sys.executable, "-m", "rtim", "worker", "--stats-every", "0"],
+                              env=rtim_env(), stdout=log.open("ab"),
+                              stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        child = None
+        while child is None:
+            assert worker.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, "no learner process started"
+            for line in log.read_text(errors="replace").splitlines():
+                if '"learner process"' in line:
+                    child = json.loads(line)
+                    break
+            time.sleep(0.05)
+        assert child["parent"] == worker.pid
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        deadline = time.monotonic() + 15
+        while _alive(child["pid"]):
+            assert time.monotonic() < deadline, "the learner outlived its worker"
+            time.sleep(0.05)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie waiting for its (new) parent to reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

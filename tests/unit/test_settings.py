@@ -38,3 +38,29 @@ def test_secrets_are_not_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "k3y" not in str(settings)
     assert settings.sasl_password is not None
     assert settings.sasl_password.get_secret_value() == "hunter2"
+
+
+def test_a_child_process_environment_reproduces_the_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import SecretStr
+
+    from rtim.settings import settings_env
+
+    settings = Settings(
+        topic_prefix="staging.",
+        batch_size=17,
+        learner_process=False,
+        timer_clock="event",
+        data_dir=Path("/tmp/rtim-data"),
+        sasl_password=SecretStr("hunter2"),
+        kafka_config={"client.rack": "eu-west-1a"},
+    )
+    env = settings_env(settings)
+    assert all(key.startswith("RTIM_") for key in env)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    child = Settings()
+    assert child.model_dump() == settings.model_dump()
+    assert child.sasl_password is not None
+    assert child.sasl_password.get_secret_value() == "hunter2"
