@@ -83,19 +83,7 @@ def worker(
         if stats_every and now - last_log[0] >= stats_every:
             last_log[0] = now
             s = service.worker.stats
-            log.info(
-                "progress",
-                records=s.records,
-                applied=s.applied,
-                skipped=s.skipped,
-                dead_letters=s.dead_letters,
-                timers=s.timers_fired,
-                held=s.held,
-                idle_timeouts=s.idle_timeouts,
-                late=s.late,
-                emitted=sum(s.emitted.values()),
-                batch_ms=round(s.last_batch_ms, 2),
-            )
+            log.info("progress", **s.counters(), batch_ms=round(s.last_batch_ms, 2))
 
     service = WorkerService(settings, learner=learner, on_batch=on_batch)
     for sig in (signal.SIGINT, signal.SIGTERM):

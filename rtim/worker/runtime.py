@@ -81,6 +81,20 @@ class WorkerStats:
     late: int = 0
     last_batch_ms: float = 0.0
 
+    def counters(self) -> dict[str, int]:
+        """The counts worth a log line (progress, shutdown)."""
+        return {
+            "records": self.records,
+            "applied": self.applied,
+            "skipped": self.skipped,
+            "dead_letters": self.dead_letters,
+            "timers": self.timers_fired,
+            "held": self.held,
+            "idle_timeouts": self.idle_timeouts,
+            "late": self.late,
+            "emitted": sum(self.emitted.values()),
+        }
+
 
 @dataclass
 class _Task:
@@ -202,16 +216,7 @@ class CustomerWorker:
         for task in list(self._tasks.values()):
             task.store.close()
         self._tasks.clear()
-        s = self.stats
-        log.info(
-            "worker stopped",
-            applied=s.applied,
-            skipped=s.skipped,
-            dead_letters=s.dead_letters,
-            held=s.held,
-            idle_timeouts=s.idle_timeouts,
-            late=s.late,
-        )
+        log.info("worker stopped", **self.stats.counters())
 
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():
