@@ -460,16 +460,16 @@ class CustomerWorker:
         """Records of this input partition on the broker not yet consumed (None: unknown).
 
         The end offset is the one the last fetch response reported, so it costs no request.
-        Before a fetch has answered for the input since its assignment, that cached end may
-        be from an earlier assignment (a rebalance revokes and reassigns every partition):
-        the lag is unknown until then.
+        Before a fetch has delivered a record or the end of the input since its assignment,
+        that cached end may be from an earlier assignment (a rebalance revokes and reassigns
+        every partition): it may show records not consumed yet (they exist: the lag is known)
+        but not that there are none (the lag is unknown).
         """
         consumer = self._consumer
         if consumer is None:
             return 0
         task = self._tasks.get(partition)
-        if task is not None and not task.all_fetched and kind not in task.fetched_inputs:
-            return None
+        fresh = task is None or task.all_fetched or kind in task.fetched_inputs
         tp = TopicPartition(self._physical_by_kind[kind], partition)
         try:
             low, high = consumer.get_watermark_offsets(tp, cached=True)
@@ -480,7 +480,8 @@ class CustomerWorker:
             return None  # no fetch answered yet: unknown
         if position < 0:  # nothing consumed yet: from where the group starts reading
             position = self._start_offsets.get((tp.topic, partition), low)
-        return max(0, high - position)
+        behind = max(0, high - position)
+        return behind if behind or fresh else None
 
     def _decode(self, message: Message, kind: str, now_ms: int, emits: list[Emit]) -> Event | None:
         value = message.value()

@@ -239,6 +239,8 @@ def test_sigkill_loses_nothing_and_applies_nothing_twice(  # noqa: PLR0917 - fix
         runs["reference"],
         runs["chaos"],
     )
+    for name in runs:  # the last process of each run applied nothing out of event-time order
+        assert stopped(tmp_path / f"{name}.log")["late"] == 0, name
     assert set(chaos_profiles) == set(ref_profiles) == set(sent_per_customer)
     for cid, sent in sent_per_customer.items():
         # every input event applied exactly once: nothing lost, nothing twice
