@@ -115,8 +115,8 @@ class _Task:
     watermark_fetched: float = 0.0
     timers_waiting: bool = False  # due event-time timers wait for `_settled`
     blocked_since: float = 0.0  # when this partition started waiting for a lagging input
-    # inputs a fetch has answered for since the assignment (a record or end-of-partition):
-    # until then the client's cached end offset may be from before, and the lag is unknown
+    # inputs a fetch has delivered a record or the end of since the assignment: until then
+    # the client's cached end offset may be from before, and "no lag" is not trusted (`_lag`)
     fetched_inputs: set[str] = field(default_factory=set)
     all_fetched: bool = False
 
