@@ -118,8 +118,8 @@ class Settings(BaseSettings):
     learner_process: bool = Field(
         True,
         description="`rtim worker --learner` runs its learner as a child process (`rtim "
-        "learner`), so learning does not compete with the customer pipeline for one Python "
-        "interpreter; false: a thread of the worker.",
+        "learner`): a fault, leak or pause in learning cannot reach the customer pipeline; "
+        "false: a thread of the worker.",
     )
     model_publish_ms: int = Field(
         500, ge=10, description="Longest delay between a model learning and its snapshot."

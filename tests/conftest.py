@@ -14,7 +14,6 @@ hermetic; tests choose their settings explicitly.
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,7 +24,7 @@ import pytest
 
 from rtim.kafka.broker import EmbeddedBroker
 from rtim.kafka.topics import ensure_topics
-from rtim.settings import Settings, get_settings
+from rtim.settings import Settings, get_settings, settings_env
 
 TEST_SESSION_TIMEOUT_MS = 3000
 
@@ -91,14 +90,6 @@ def applied_topics() -> Callable[[Settings], Settings]:
     return apply
 
 
-def _env_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return str(value)
-
-
 @pytest.fixture
 def rtim_env(
     broker: EmbeddedBroker, topic_prefix: str, tmp_path: Path
@@ -112,12 +103,10 @@ def rtim_env(
     def make(apply_topics: bool = True, **overrides: Any) -> dict[str, str]:
         values = _settings_values(broker, topic_prefix, tmp_path / "data", overrides)
         values.setdefault("log_format", "json")
-        env = dict(os.environ)
-        for key, value in values.items():
-            if value is not None:
-                env[f"RTIM_{key.upper()}"] = _env_value(value)
+        settings = Settings(**values)
+        env = {**os.environ, **settings_env(settings)}
         if apply_topics:
-            ensure_topics(Settings(**values))
+            ensure_topics(settings)
         return env
 
     return make

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -55,5 +56,5 @@ def learner(
 def _stop_with_parent(parent_pid: int, loop: Learner) -> None:
     """A child learner must not outlive its worker, even one killed with SIGKILL."""
     while os.getppid() == parent_pid:
-        threading.Event().wait(0.5)
+        time.sleep(0.5)
     loop.stop()
