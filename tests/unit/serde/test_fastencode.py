@@ -80,3 +80,24 @@ def test_a_decision_and_its_record_share_one_encoding_of_the_body() -> None:
     first, second = records[0], records[1]
     fast.encode_decision(first["decision"])  # type: ignore[arg-type]
     assert fast.encode(second) == codec.encode("DecisionRecord", second)
+
+
+def test_remembered_feature_values_keep_their_type() -> None:
+    # True == 1 and hash(True) == hash(1): the memo of encoded (name, value) pairs must not
+    # write one as the other
+    codec = Codec()
+    fast = DecisionRecordEncoder(codec)
+    record = decision_records(800)[0]
+    for value in (1, True, 1, 0, False, 0, None, "1", 1.0, True):
+        variant = {**record, "features": {"f": value}}
+        assert fast.encode(variant) == codec.encode("DecisionRecord", variant), value
+
+
+def test_the_memos_stop_growing_at_their_limit() -> None:
+    codec = Codec()
+    fast = DecisionRecordEncoder(codec, memo_limit=10)
+    record = decision_records(800)[0]
+    for n in range(50):
+        variant = {**record, "features": {"n": n, "s": str(n)}}
+        assert fast.encode(variant) == codec.encode("DecisionRecord", variant)
+    assert len(fast._pairs) == 10
