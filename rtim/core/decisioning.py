@@ -291,9 +291,15 @@ class Candidate:
     score: float = 0.0
     propensity: float = 0.0
     channel_scores: dict[str, float] = field(default_factory=dict)
+    # a shared candidate's record, built once (the same dict in every decision: read-only)
+    shared_record: dict[str, Any] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def to_record(self) -> dict[str, Any]:
-        """The Avro ``Candidate`` record."""
+        """The Avro ``Candidate`` record (of a shared candidate: always the same dict)."""
+        if self.shared_record is not None:
+            return self.shared_record
         return {
             "offer_id": self.offer_id,
             "category": self.category,
@@ -498,7 +504,10 @@ def _fixed_removals(
     fails = [(stage, cond.source) for stage, cond in offer.gates]
     fails += [(CHANNEL_CONSENT, f"no consent for {ch}") for ch in channels]
     fails.append(_NOT_ALLOWED)
-    return {fail: _removed(offer, *fail) for fail in fails}
+    removals = {fail: _removed(offer, *fail) for fail in fails}
+    for candidate in removals.values():
+        candidate.shared_record = candidate.to_record()
+    return removals
 
 
 def _removed(offer: Offer, removed_by: str, reason: str) -> Candidate:

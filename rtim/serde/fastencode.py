@@ -25,6 +25,7 @@ from rtim.serde.codec import Codec
 __all__ = ["DecisionRecordEncoder"]
 
 _PACK_DOUBLE: Final = struct.Struct("<d").pack
+_SAME_LIMIT: Final = 4096  # candidate dicts remembered by identity
 
 
 def _varint(n: int) -> bytes:
@@ -47,7 +48,8 @@ class DecisionRecordEncoder:
     """`Codec.encode` of DecisionRecord and Decision for single-object framing, faster.
 
     Not thread-safe. Records must not change between being encoded as a Decision and as the
-    `decision` of a DecisionRecord (the engine builds both once and never mutates them).
+    `decision` of a DecisionRecord, nor a candidate dict once encoded (the engine builds them
+    once and never mutates them).
     """
 
     def __init__(self, codec: Codec, memo_limit: int = 50_000) -> None:
@@ -63,6 +65,10 @@ class DecisionRecordEncoder:
         self._buffer = io.BytesIO()
         self._memo: dict[tuple[Any, ...], bytes] = {}
         self._memo_limit = memo_limit
+        # candidate dicts seen again by content, by identity: a decider shares the record of a
+        # candidate removed for a fixed reason between decisions. The entry holds the dict, so
+        # its id cannot be reused while remembered.
+        self._same: dict[int, tuple[Mapping[str, Any], bytes]] = {}
         self._keys: dict[str, bytes] = {}
         # encoded (name, value) of the feature map for values other than floats, most of
         # which repeat from one decision to the next: (type, bytes) since True == 1
@@ -118,7 +124,12 @@ class DecisionRecordEncoder:
             return b"\x00"
         memo = self._memo
         parts = [_varint(len(candidates))]
+        same = self._same
         for c in candidates:
+            seen = same.get(id(c))
+            if seen is not None and seen[0] is c:
+                parts.append(seen[1])
+                continue
             key = (
                 c["offer_id"], c["category"], c["channel"], c["eligible"], c["removed_by"],
                 c["removed_reason"], c["propensity_model"], c["value"], c["expected_value"],
@@ -130,6 +141,8 @@ class DecisionRecordEncoder:
                 data = self._write(self._candidate, c)
                 if len(memo) < self._memo_limit:
                     memo[key] = data
+            elif len(same) < _SAME_LIMIT:
+                same[id(c)] = (c, data)
             parts.append(data)
         parts.append(b"\x00")
         return b"".join(parts)

@@ -101,3 +101,14 @@ def test_the_memos_stop_growing_at_their_limit() -> None:
         variant = {**record, "features": {"n": n, "s": str(n)}}
         assert fast.encode(variant) == codec.encode("DecisionRecord", variant)
     assert len(fast._pairs) == 10
+
+
+def test_a_candidate_dict_seen_again_is_written_from_memory_with_the_same_bytes() -> None:
+    codec = Codec()
+    fast = DecisionRecordEncoder(codec)
+    records = decision_records(800)
+    shared = records[0]["candidates"][0]  # type: ignore[index]
+    for record in records[:50]:
+        variant = {**record, "candidates": [shared, *record["candidates"]]}  # type: ignore[misc]
+        assert fast.encode(variant) == codec.encode("DecisionRecord", variant)
+    assert fast._same[id(shared)][0] is shared
