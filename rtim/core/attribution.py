@@ -323,12 +323,30 @@ def add_pending(
         last = pending[-1][7] if pending else None
         compressed = (*profile.get("pending", ()), *_compress(added, last))
         return _store(profile, [*pending, *added], compressed), []
+    stored = profile.get("pending", ())
+    in_order = len(stored) == len(pending) and _in_time_order([*pending, *added])
     pending.extend(added)
     pending.sort(key=lambda e: e[1])  # stable: same-time entries keep their order
     customer_id = profile.get("customer_id", "")
     cut = len(pending) - MAX_PENDING
     emits = [_negative(old, customer_id, model_id, "evicted", now) for old in pending[:cut]]
-    return _store(profile, pending[cut:]), emits
+    kept = pending[cut:]
+    if in_order and cut < len(stored):
+        # the hot case of a busy customer: one decision in, the oldest out. Kept stored entries
+        # are already changes to the entry before, except the first, whose base was evicted
+        first = kept[0]
+        rest = len(stored) - cut - 1  # stored entries kept after the first
+        compressed = (
+            first,
+            *stored[cut + 1 :],
+            *_compress(kept[1 + rest :], kept[rest][7]),
+        )
+        return _store(profile, kept, compressed), emits
+    return _store(profile, kept), emits
+
+
+def _in_time_order(entries: Sequence[PendingAttribution]) -> bool:
+    return all(entries[i][1] <= entries[i + 1][1] for i in range(len(entries) - 1))
 
 
 def expire_pending(profile: Profile, now: int, model_id: ModelIdFn) -> tuple[Profile, list[Emit]]:

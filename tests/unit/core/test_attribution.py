@@ -14,6 +14,7 @@ from rtim.core.attribution import (
     MAX_PENDING,
     MODEL_FEATURES,
     TIMER_ATTRIBUTION,
+    _compress,
     add_pending,
     model_features,
     pack_features,
@@ -318,6 +319,43 @@ def test_any_feature_sequence_survives_the_compact_storage(xs: list[dict[str, An
     for got, want in zip(restored, entries, strict=True):
         got_x, want_x = unpack_features(got[7]), unpack_features(want[7])
         assert [type(v) for v in got_x.values()] == [type(v) for v in want_x.values()]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(-3, 40), st.integers(0, 3), st.integers(1, 3)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_a_full_list_evicts_the_oldest_and_stays_in_its_compact_form(
+    steps: list[tuple[int, int, int]],
+) -> None:
+    # (time step, page views, entries added at once): mostly in time order, sometimes not
+    profile, expected, n = new_profile("c"), [], 0
+    for step, views, count in steps:
+        added = []
+        for _ in range(count):
+            x = model_features({"age": 30, "session_page_views": views + n % 2})
+            added.append(
+                pending_entry(
+                    f"d{n}", T0 + step * MINUTE, "web", "banner", propensity=0.5,
+                    control_group=False, window_ms=DAY_MS, x=x,
+                )
+            )  # fmt: skip
+            n += 1
+        profile, emits = add_pending(profile, added, T0, lambda o, c: o)
+        expected = [*expected, *added]  # appended; sorted by time only once over the bound
+        evicted = []
+        if len(expected) > MAX_PENDING:
+            expected.sort(key=lambda e: e[1])
+            evicted, expected = expected[:-MAX_PENDING], expected[-MAX_PENDING:]
+        assert [e.record["decision_id"] for e in emits] == [e[0] for e in evicted]
+        assert pending_attributions(profile) == expected
+        # stored exactly as compressing the whole list afresh would store it
+        assert profile["pending"] == _compress(expected)
+        assert profile["pending"][0][7] == expected[0][7]
 
 
 def test_model_features_are_compact_and_independent_of_offer_and_channel() -> None:
