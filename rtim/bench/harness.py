@@ -610,6 +610,7 @@ def _live_phases(  # noqa: PLR0917 - private; the phases share their state
         low_sent = 0
         if options.low_latency_s:
             progress(f"request latency: {options.low_rate:g} requests/s (light load)")
+            cpu = _CpuMeter(worker, env)
             low = measure_request_latency(
                 settings,
                 customers,
@@ -619,10 +620,11 @@ def _live_phases(  # noqa: PLR0917 - private; the phases share their state
                 id_prefix="low",
                 keep_decisions=False,
             )
-            result["request_latency_low_load"] = low.summary()
+            result["request_latency_low_load"] = {**low.summary(), **cpu.read()}
             low_sent = low.sent + 1
 
         progress(f"request latency: {options.rate:g} requests/s for {options.latency_s:g} s")
+        cpu = _CpuMeter(worker, env)  # a worker_cpu_share near 1: it is at its capacity
         latency = measure_request_latency(
             settings,
             customers,
@@ -630,7 +632,7 @@ def _live_phases(  # noqa: PLR0917 - private; the phases share their state
             duration_s=options.latency_s,
             warmup_s=options.warmup_s,
         )
-        result["request_latency"] = latency.summary()
+        result["request_latency"] = {**latency.summary(), **cpu.read()}
         result["request_latency_ms"] = {
             "p50": latency.latency_ms["p50"],
             "p99": latency.latency_ms["p99"],
