@@ -298,6 +298,7 @@ def _child(  # noqa: PLR0917 - a multiprocessing target takes positional args
     sample_ms: float = 0.0,
 ) -> None:
     from rtim.logs import configure_logging
+    from rtim.worker.collector import tune_collector
     from rtim.worker.runtime import WorkerStats
     from rtim.worker.service import WorkerService
 
@@ -320,6 +321,7 @@ def _child(  # noqa: PLR0917 - a multiprocessing target takes positional args
         timeline.append((now, stats.records, stats.applied, decisions))
 
     service = WorkerService(settings, learner=learner, on_batch=on_batch)
+    tune_collector(settings.gc_tuned)  # as `rtim worker` does
     _tune_gc(gc_mode)
     failure: list[str] = []
     profiler: Any = None

@@ -58,6 +58,7 @@ def worker(
     from rtim.kafka.topics import verify_copartitioning
     from rtim.logs import get_logger
     from rtim.settings import get_settings
+    from rtim.worker.collector import tune_collector
     from rtim.worker.service import WorkerService
 
     log = get_logger("worker")
@@ -89,4 +90,7 @@ def worker(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: service.stop())
     log.info("worker starting", pid=os.getpid(), strategy=str(settings.strategy))
+    frozen = tune_collector(settings.gc_tuned)  # process-wide: here, not in the service
+    if frozen:
+        log.info("garbage collector tuned", frozen_objects=frozen)
     service.run()

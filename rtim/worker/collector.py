@@ -19,11 +19,15 @@ __all__ = ["FULL_COLLECTION_EVERY", "tune_collector"]
 FULL_COLLECTION_EVERY = 100
 
 
-def tune_collector(enabled: bool) -> None:
-    """Freeze what is alive now and collect the oldest generation less often (if ``enabled``)."""
+def tune_collector(enabled: bool) -> int:
+    """Freeze what is alive now and collect the oldest generation less often (if ``enabled``).
+
+    Returns the number of objects frozen (0 if not enabled).
+    """
     if not enabled:
-        return
+        return 0
     gc.collect()
     gc.freeze()
     first, second, _third = gc.get_threshold()
     gc.set_threshold(first, second, FULL_COLLECTION_EVERY)
+    return gc.get_freeze_count()

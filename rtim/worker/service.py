@@ -22,7 +22,6 @@ from rtim.learning.learner import Learner
 from rtim.learning.registry import ModelRegistry
 from rtim.logs import get_logger
 from rtim.settings import Settings, settings_env
-from rtim.worker.collector import tune_collector
 from rtim.worker.runtime import CustomerWorker, WorkerStats
 
 __all__ = ["WorkerService", "build_engine", "known_features", "load_configured_strategy"]
@@ -87,7 +86,6 @@ class WorkerService:
             self._learner_thread.start()
         elif self.learner:
             self._start_learner_child()
-        tune_collector(self.settings.gc_tuned)
         try:
             return self.worker.run()
         finally:
