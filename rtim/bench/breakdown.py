@@ -8,7 +8,8 @@ around the whole batch (so the timer costs nothing per event):
   ``event``: `make_event`;
 - ``engine``: `Engine.on_event` (profile `apply` + the `StrategyDecider`: requests answered,
   triggers, attribution) — of which ``apply`` alone is timed separately;
-- ``encode_outputs``: `Codec.encode` of every emitted record (per schema as well);
+- ``encode_outputs``: every emitted record encoded as the worker does (`OutputEncoder`: the
+  specialised DecisionRecord/Decision encoder, the codec for the rest), per schema as well;
 - ``encode_profiles`` and ``rocksdb_write``: the changed profiles of each batch, encoded and
   written with `PartitionStore.write` (one WriteBatch), as `_persist` does.
 
@@ -42,10 +43,12 @@ def measure_breakdown(
     from rtim.core.profile import Profile, apply, encode_profile, new_profile
     from rtim.core.validation import validate_record
     from rtim.serde.codec import Codec
+    from rtim.serde.fastencode import OutputEncoder
     from rtim.worker.service import build_engine, load_configured_strategy
     from rtim.worker.store import PartitionMeta, PartitionStore
 
     codec = Codec.from_settings(settings)
+    outputs = OutputEncoder(codec)  # the worker's output encoding
     engine = build_engine(settings, load_configured_strategy(settings), ModelSet())
     size = batch_size or settings.batch_size
     encoded = [
@@ -103,7 +106,7 @@ def measure_breakdown(
                     emits.extend(result.emits)
             for emit in emits:
                 t = pc()
-                codec.encode(emit.schema, emit.record)
+                outputs.encode(emit.schema, emit.record)
                 per_schema_s[emit.schema] += pc() - t
                 per_schema_n[emit.schema] += 1
             t = pc()

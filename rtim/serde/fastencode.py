@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from fastavro import parse_schema, schemaless_writer
 
 from rtim.serde.codec import Codec
 
-__all__ = ["DecisionRecordEncoder"]
+__all__ = ["DecisionRecordEncoder", "OutputEncoder"]
 
 _PACK_DOUBLE: Final = struct.Struct("<d").pack
+_LONG_MIN: Final = -(2**63)
+_LONG_MAX: Final = 2**63 - 1
 _SAME_LIMIT: Final = 4096  # candidate dicts remembered by identity
 
 
@@ -108,6 +110,8 @@ class DecisionRecordEncoder:
             elif kind is bool:
                 data = key + (b"\x02\x01" if value else b"\x02\x00")
             elif kind is int:
+                if not _LONG_MIN <= value <= _LONG_MAX:  # fastavro writes it as a double
+                    raise TypeError(f"feature {name!r}: {value} is beyond a long")
                 data = key + b"\x04" + _varint(value)
             elif kind is str:
                 data = key + b"\x08" + _string(value)
@@ -169,3 +173,26 @@ class DecisionRecordEncoder:
                 _varint(record["partition"]),
             )
         )
+
+
+class OutputEncoder:
+    """Encodes output records as the worker does: the specialised encoder for DecisionRecord
+    and Decision (single-object framing only; with a schema registry, the codec), the codec for
+    everything else and for any value the specialised one does not handle."""
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+        self._fast: dict[str, Callable[[Mapping[str, Any]], bytes]] = {}
+        if codec.registry is None:
+            fast = DecisionRecordEncoder(codec)
+            self._fast = {"DecisionRecord": fast.encode, "Decision": fast.encode_decision}
+
+    def encode(self, schema: str, record: Mapping[str, Any], topic: str | None = None) -> bytes:
+        """The encoded record (``topic``: the physical topic, for a schema registry)."""
+        fast = self._fast.get(schema)
+        if fast is not None:
+            try:
+                return fast(record)
+            except (TypeError, ValueError, OverflowError):  # unusual values: the full codec
+                pass
+        return self.codec.encode(schema, record, topic=topic)

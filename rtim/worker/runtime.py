@@ -42,7 +42,7 @@ from rtim.errors import BrokerError, DecodeError, RtimError, ValidationError
 from rtim.kafka.config import consumer_config, producer_config
 from rtim.logs import get_logger
 from rtim.serde.codec import Codec
-from rtim.serde.fastencode import DecisionRecordEncoder
+from rtim.serde.fastencode import OutputEncoder
 from rtim.settings import Settings
 from rtim.worker.store import PartitionMeta, PartitionStore, timer_key
 
@@ -137,12 +137,8 @@ class CustomerWorker:
         self.engine = engine
         self.codec = codec or Codec.from_settings(settings)
         # the decision log record is the costliest output: a specialised encoder writes the
-        # same bytes ~3x faster, and the decision's body once for both records (single-object
-        # framing only; with a registry, the codec)
-        self._fast_encoders: dict[str, Callable[[dict[str, Any]], bytes]] = {}
-        if self.codec.registry is None:
-            fast = DecisionRecordEncoder(self.codec)
-            self._fast_encoders = {"DecisionRecord": fast.encode, "Decision": fast.encode_decision}
+        # same bytes ~3x faster, and the decision's body once for both records
+        self._outputs = OutputEncoder(self.codec)
         self.clock = clock
         self.on_batch = on_batch
         self.stats = WorkerStats()
@@ -633,17 +629,10 @@ class CustomerWorker:
         assert producer is not None
         errors = self._delivery_errors
         pending = 0
-        fast = self._fast_encoders
+        encode = self._outputs.encode
         for emit in emits:
             topic = self.settings.topic(emit.topic)
-            encode = fast.get(emit.schema)
-            if encode is not None:
-                try:
-                    value = encode(emit.record)
-                except (TypeError, ValueError, OverflowError):  # unusual values: the full codec
-                    value = self.codec.encode(emit.schema, emit.record, topic=topic)
-            else:
-                value = self.codec.encode(emit.schema, emit.record, topic=topic)
+            value = encode(emit.schema, emit.record, topic)
             self._produce(producer, topic, emit.key.encode(), value, ts=emit.record.get("ts"))
             pending += 1
         if pending:

@@ -11,8 +11,9 @@ from rtim.core.engine import StepContext
 from rtim.core.events import KIND_BY_TOPIC, make_event
 from rtim.core.learning import ModelSet
 from rtim.core.profile import Profile, new_profile
+from rtim.errors import ValidationError
 from rtim.serde.codec import Codec
-from rtim.serde.fastencode import DecisionRecordEncoder
+from rtim.serde.fastencode import DecisionRecordEncoder, OutputEncoder
 from rtim.settings import Settings
 from rtim.worker.service import build_engine, load_configured_strategy
 
@@ -53,7 +54,23 @@ def test_byte_identical_to_the_codec_on_real_decision_records() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", [None, True, False, 0, -1, 2**40, 0.5, -1e300, math.inf, "", "ü€", "x" * 300]
+    "value",
+    [
+        None,
+        True,
+        False,
+        0,
+        -1,
+        2**40,
+        2**63 - 1,
+        -(2**63),
+        0.5,
+        -1e300,
+        math.inf,
+        "",
+        "ü€",
+        "x" * 300,
+    ],
 )
 def test_every_feature_value_kind(value: object) -> None:
     codec = Codec()
@@ -112,3 +129,20 @@ def test_a_candidate_dict_seen_again_is_written_from_memory_with_the_same_bytes(
         variant = {**record, "candidates": [shared, *record["candidates"]]}  # type: ignore[misc]
         assert fast.encode(variant) == codec.encode("DecisionRecord", variant)
     assert fast._same[id(shared)][0] is shared
+
+
+def test_the_output_encoder_writes_the_codecs_bytes_for_every_output() -> None:
+    codec = Codec()
+    outputs = OutputEncoder(codec)
+    records = decision_records(800)
+    for record in records[:40]:
+        decision = record["decision"]
+        assert outputs.encode("Decision", decision) == codec.encode("Decision", decision)  # type: ignore[arg-type]
+        assert outputs.encode("DecisionRecord", record) == codec.encode("DecisionRecord", record)
+    # values the specialised encoder refuses go to the codec, which judges them
+    beyond_a_long = {**records[0], "features": {"f": 2**70}}  # the codec writes a double
+    assert outputs.encode("DecisionRecord", beyond_a_long) == codec.encode(
+        "DecisionRecord", beyond_a_long
+    )
+    with pytest.raises(ValidationError):
+        outputs.encode("DecisionRecord", {**records[0], "features": {"f": [1]}})
