@@ -819,6 +819,7 @@ def _memory(env: _Env, options: BenchOptions, progress: Progress) -> dict[str, A
         f"the worker caches at most {cache_cap} decoded profiles ({partitions} partitions x "
         f"{PROFILE_CACHE_PER_PARTITION}); beyond that, customers are read from RocksDB when "
         "their events arrive. RSS also holds RocksDB memtables (the profiles written since the "
-        "last flush; RocksDB's default bound is 2 x 64 MB per partition database)"
+        f"last flush; bounded by 2 x {settings.store_write_buffer_mb} MiB per partition "
+        "database, RTIM_STORE_WRITE_BUFFER_MB)"
     )
     return out
