@@ -325,7 +325,7 @@ def run_prototypes(
 
 LIVE_VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
-    "gc-tuned": {"gc_mode": "tuned"},
+    "gc-untuned": {"gc_mode": "untuned"},
     "gc-off": {"gc_mode": "off"},
     "no-learner": {"learner": False},
 }
@@ -337,12 +337,11 @@ def live_variants(
     """Ingest of the real worker under process-level variants, alternated round by round.
 
     Variants change nothing in the worker's code: garbage-collector settings of its process
-    (``gc-tuned``: objects alive after start-up frozen, generation 0 every 50 000
-    allocations; ``gc-off``: an upper bound only), or the learner thread left out of the
-    process (``no-learner``: it would run as its own process). Each run gets its own topics
-    and state on one broker, the same workload, and the bench's ingest window; the worker's
-    CPU per event is reported next to the wall rate because it is far less disturbed by
-    other load on the machine.
+    (``default``: tuned as `rtim worker` tunes it; ``gc-untuned``: CPython's defaults;
+    ``gc-off``: an upper bound only), or no learner at all (``no-learner``). Each run gets its
+    own topics and state on one broker, the same workload, and the bench's ingest window; the
+    worker's CPU per event is reported next to the wall rate because it is far less disturbed
+    by other load on the machine.
     """
     from rtim.bench.harness import (
         BenchOptions,

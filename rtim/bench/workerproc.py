@@ -270,22 +270,22 @@ def _short(filename: str) -> str:
     return filename.rsplit("/", 1)[-1]
 
 
-def _tune_gc(mode: str) -> None:
+def _tune_gc(settings: Settings, mode: str) -> None:
     """Garbage-collector settings of the child (`prototypes` measures what they are worth).
 
-    ``tuned``: objects alive after start-up frozen out of collections, and generation 0
-    collected every 50 000 allocations instead of 700; ``off``: no cyclic collection at all
-    (an upper bound, not a proposal: cycles would leak).
+    ``default``: as `rtim worker` does (`RTIM_GC_TUNED`, `tune_collector`); ``untuned``:
+    CPython's defaults; ``off``: no cyclic collection at all (an upper bound, not a proposal:
+    cycles would leak).
     """
     import gc
 
-    if mode == "tuned":
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 100)
-    elif mode == "off":
-        gc.disable()
-    elif mode != "default":
+    from rtim.worker.collector import tune_collector
+
+    if mode not in ("default", "untuned", "off"):
         raise ValueError(f"unknown gc mode {mode!r}")
+    tune_collector(settings.gc_tuned and mode == "default")
+    if mode == "off":
+        gc.disable()
 
 
 def _child(  # noqa: PLR0917 - a multiprocessing target takes positional args
@@ -298,7 +298,6 @@ def _child(  # noqa: PLR0917 - a multiprocessing target takes positional args
     sample_ms: float = 0.0,
 ) -> None:
     from rtim.logs import configure_logging
-    from rtim.worker.collector import tune_collector
     from rtim.worker.runtime import WorkerStats
     from rtim.worker.service import WorkerService
 
@@ -321,8 +320,7 @@ def _child(  # noqa: PLR0917 - a multiprocessing target takes positional args
         timeline.append((now, stats.records, stats.applied, decisions))
 
     service = WorkerService(settings, learner=learner, on_batch=on_batch)
-    tune_collector(settings.gc_tuned)  # as `rtim worker` does
-    _tune_gc(gc_mode)
+    _tune_gc(settings, gc_mode)
     failure: list[str] = []
     profiler: Any = None
 

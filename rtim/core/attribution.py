@@ -324,7 +324,7 @@ def add_pending(
         compressed = (*profile.get("pending", ()), *_compress(added, last))
         return _store(profile, [*pending, *added], compressed), []
     stored = profile.get("pending", ())
-    in_order = len(stored) == len(pending) and _in_time_order([*pending, *added])
+    in_order = _in_time_order([*pending, *added])  # pending: one entry per stored one
     pending.extend(added)
     pending.sort(key=lambda e: e[1])  # stable: same-time entries keep their order
     customer_id = profile.get("customer_id", "")
