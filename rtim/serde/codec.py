@@ -25,6 +25,7 @@ from fastavro.read import SchemaResolutionError
 from fastavro.validation import validate
 
 from rtim.errors import DecodeError, SchemaError, ValidationError
+from rtim.serde.fastdecode import FastReader, compile_reader
 from rtim.serde.registry import RegistryError, SchemaRegistryClient
 from rtim.serde.schemas import AvroSchema, SchemaSet, build_schema, get_schemas
 
@@ -38,8 +39,12 @@ CONFLUENT_MAGIC: Final = b"\x00"
 _SOE_HEADER: Final = 10  # magic (2) + fingerprint (8)
 _CONFLUENT_HEADER: Final = 5  # magic (1) + schema id (4)
 
-# (schema name, writer schema, reader schema or None when the writer is the current version)
-_Plan = tuple[str, Any, Any]
+# (schema name, writer schema, reader schema or None when the writer is the current version,
+# the generated reader of the writer schema when no resolution is needed, see fastdecode)
+_Plan = tuple[str, Any, Any, FastReader | None]
+
+# generated readers by writer fingerprint, shared by every codec of the process
+_FAST_READERS: dict[bytes, FastReader | None] = {}
 
 
 def subject_for(topic: str) -> str:
@@ -116,7 +121,7 @@ class Codec:
             schema_id = self.registry.register(subject_for(topic), schema.json)
             header = CONFLUENT_MAGIC + schema_id.to_bytes(4, "big")
             self._confluent_headers[key] = header
-            self._id_plans.setdefault(schema_id, (schema.name, schema.parsed, None))
+            self._id_plans.setdefault(schema_id, self._plan(schema))
         return header
 
     # --- decoding --------------------------------------------------------------------------
@@ -147,9 +152,18 @@ class Codec:
             start = _CONFLUENT_HEADER
         else:
             raise DecodeError(f"unknown magic byte 0x{magic:02x} (not rtim Avro)")
-        name, writer, reader = plan
+        name, writer, reader, fast = plan
         if expected is not None and name != expected:
             raise DecodeError(f"expected {expected}, got {name}")
+        if fast is not None:
+            try:
+                fast_record, end = fast(data, start)
+            except Exception:  # fastavro reads it again below and says what is wrong
+                pass
+            else:
+                if end != len(data):
+                    raise _trailing(len(data) - end, name)
+                return name, fast_record
         stream = io.BytesIO(data)
         stream.seek(start)
         try:
@@ -162,7 +176,7 @@ class Codec:
             raise DecodeError(f"corrupt or truncated {name} body: {_describe(exc)}") from None
         rest = len(data) - stream.tell()
         if rest:
-            raise DecodeError(f"{rest} unexpected bytes after the end of the {name} record")
+            raise _trailing(rest, name)
         if not isinstance(record, dict):  # pragma: no cover - every rtim schema is a record
             raise DecodeError(f"{name} body is not a record")
         return name, record
@@ -201,8 +215,15 @@ class Codec:
         if current is None or current.full_name != writer.full_name:
             raise DecodeError(f"message of unknown schema {writer.full_name}")
         if current.fingerprint == writer.fingerprint:
-            return (current.name, current.parsed, None)
-        return (current.name, writer.parsed, current.parsed)
+            fast = _FAST_READERS.get(current.fingerprint)
+            if fast is None and current.fingerprint not in _FAST_READERS:
+                fast = _FAST_READERS[current.fingerprint] = compile_reader(current.parsed)
+            return (current.name, current.parsed, None, fast)
+        return (current.name, writer.parsed, current.parsed, None)
+
+
+def _trailing(rest: int, name: str) -> DecodeError:
+    return DecodeError(f"{rest} unexpected bytes after the end of the {name} record")
 
 
 def _describe(exc: BaseException) -> str:
