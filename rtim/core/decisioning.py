@@ -472,6 +472,10 @@ class _Plan:
         events = {t.on for t in strategy.triggers} | {t.unless for t in strategy.triggers}
         self.started_by = {e: strategy.triggers_on(e) for e in events if e}
         self.cancelled_by = {e: strategy.triggers_cancelled_by(e) for e in events if e}
+        # the signals that start or cancel a trigger; most events are none of them
+        self.trigger_signals = frozenset(
+            e for e in events if e and (self.started_by[e] or self.cancelled_by[e])
+        )
         specs: dict[str, dict[str, Any]] = {}
         contact_horizon = WEEK_MS
         for rule in suppress:
@@ -1166,10 +1170,11 @@ class StrategyDecider:
         if "complaint_opened" in signals:
             p, more = attribute_complaint(p, event.ts, self._plan.outbound, model_id)
             emits += more
-        if signals:
+        if signals and not self._plan.trigger_signals.isdisjoint(signals):
             p, more = self._triggers(p, event, signals, ctx)
             emits += more
-        self.counters["training_examples"] += sum(e.schema == "TrainingExample" for e in emits)
+        if emits:
+            self.counters["training_examples"] += sum(e.schema == "TrainingExample" for e in emits)
         return p, emits
 
     def on_timers(self, profile: Profile, now: int, ctx: StepContext) -> tuple[Profile, list[Emit]]:
