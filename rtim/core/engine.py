@@ -8,8 +8,9 @@ methods, so a replay of the same topics reproduces live decisions.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, NamedTuple, Protocol
 
 from rtim.core.events import Event
 from rtim.core.profile import Profile, apply
@@ -17,9 +18,11 @@ from rtim.core.profile import Profile, apply
 __all__ = ["Decider", "Emit", "Engine", "StepContext", "StepResult"]
 
 
-@dataclass(frozen=True, slots=True)
-class Emit:
-    """A record to produce: logical topic, key, Avro schema name, record."""
+_NO_OFFSETS: Mapping[str, int] = MappingProxyType({})
+
+
+class Emit(NamedTuple):
+    """A record to produce: logical topic, key, Avro schema name, record (immutable)."""
 
     topic: str
     key: str
@@ -27,12 +30,15 @@ class Emit:
     record: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class StepContext:
-    """What a step may know about its surroundings (all of it deterministic input)."""
+class StepContext(NamedTuple):
+    """What a step may know about its surroundings (all of it deterministic input).
+
+    ``input_offsets`` may be the caller's live mapping: read it during the step, copy what
+    is kept (the worker passes its partition's offsets without copying them per event).
+    """
 
     partition: int = -1
-    input_offsets: Mapping[str, int] = field(default_factory=dict)
+    input_offsets: Mapping[str, int] = _NO_OFFSETS
 
 
 @dataclass(slots=True)

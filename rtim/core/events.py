@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 __all__ = [
     "INPUT_TOPICS",
@@ -45,12 +44,12 @@ SCHEMA_BY_KIND: Final[dict[str, str]] = {
 KIND_BY_SCHEMA: Final[dict[str, str]] = {v: k for k, v in SCHEMA_BY_KIND.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One validated input event.
+class Event(NamedTuple):
+    """One validated input event (immutable; a named tuple: one is built per input record,
+    at about a third of the cost of a frozen dataclass).
 
-    `source` is where it came from (kind, partition, offset) when it came from Kafka; the
-    offset lets the customer state skip a redelivered record exactly once.
+    `offset` is where it came from when it came from Kafka; it lets the customer state skip
+    a redelivered record exactly once.
     """
 
     kind: str

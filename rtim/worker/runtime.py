@@ -542,7 +542,7 @@ class CustomerWorker:
         return profile
 
     def _context(self, task: _Task) -> StepContext:
-        return StepContext(partition=task.partition, input_offsets=dict(task.meta.inputs))
+        return StepContext(task.partition, task.meta.inputs)  # read during the step only
 
     def _apply(
         self, task: _Task, event: Event, changed: dict[str, Profile], emits: list[Emit]
