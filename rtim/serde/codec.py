@@ -26,6 +26,7 @@ from fastavro.validation import validate
 
 from rtim.errors import DecodeError, SchemaError, ValidationError
 from rtim.serde.fastdecode import FastReader, compile_reader
+from rtim.serde.fastwrite import FastWriter, compile_writer
 from rtim.serde.registry import RegistryError, SchemaRegistryClient
 from rtim.serde.schemas import AvroSchema, SchemaSet, build_schema, get_schemas
 
@@ -43,8 +44,9 @@ _CONFLUENT_HEADER: Final = 5  # magic (1) + schema id (4)
 # the generated reader of the writer schema when no resolution is needed, see fastdecode)
 _Plan = tuple[str, Any, Any, FastReader | None]
 
-# generated readers by writer fingerprint, shared by every codec of the process
+# generated readers and writers by schema fingerprint, shared by every codec of the process
 _FAST_READERS: dict[bytes, FastReader | None] = {}
+_FAST_WRITERS: dict[bytes, FastWriter | None] = {}
 
 
 def subject_for(topic: str) -> str:
@@ -65,6 +67,8 @@ class Codec:
         self._writers = {
             s.name: (SINGLE_OBJECT_MAGIC + s.fingerprint, s.parsed) for s in self.schemas
         }
+        # name → generated writer of the current schema (None: fastavro); filled lazily
+        self._fast_writers: dict[str, FastWriter | None] = {}
         # fingerprint → decoding plan; filled lazily
         self._fp_plans: dict[bytes, _Plan] = {}
         # registry schema id → decoding plan; (subject, name) → Confluent header
@@ -91,22 +95,46 @@ class Codec:
         the schema is registered under the topic's subject. Raises ValidationError when the
         record does not fit the schema, SchemaError for an unknown schema or a registry failure.
         """
+        header, schema = self._writer_of(schema_name)
+        if self.registry is not None:
+            header = self._confluent_header(schema_name, topic)
+        return header + self._body(schema_name, schema, record)
+
+    def body(self, schema_name: str, record: Mapping[str, Any]) -> bytes:
+        """The Avro body of `record` in the current schema `schema_name`, without framing."""
+        return self._body(schema_name, self._writer_of(schema_name)[1], record)
+
+    def _writer_of(self, schema_name: str) -> tuple[bytes, Any]:
         writer = self._writers.get(schema_name)
         if writer is None:
             self.schemas.current(schema_name)  # raises SchemaError naming the known schemas
             raise AssertionError("unreachable")
-        header, schema = writer
-        if self.registry is not None:
-            header = self._confluent_header(schema_name, topic)
+        return writer
+
+    def _body(self, schema_name: str, schema: Any, record: Mapping[str, Any]) -> bytes:
+        fast = self._fast_writers.get(schema_name) or self._fast_writer(schema_name)
+        if fast is not None:
+            try:
+                return fast(record)
+            except Exception:  # fastavro below writes it, or says why it does not fit
+                pass
         buffer = self._buffer
         buffer.seek(0)
         buffer.truncate()
-        buffer.write(header)
         try:
             schemaless_writer(buffer, schema, record)
         except Exception as exc:  # fastavro: TypeError, ValueError, KeyError, AttributeError…
             raise ValidationError(_encode_failure(schema_name, schema, record, exc)) from None
         return buffer.getvalue()
+
+    def _fast_writer(self, schema_name: str) -> FastWriter | None:
+        if schema_name in self._fast_writers:
+            return None  # known: no generated writer for it
+        schema = self.schemas.current(schema_name)
+        if schema.fingerprint not in _FAST_WRITERS:
+            _FAST_WRITERS[schema.fingerprint] = compile_writer(schema.parsed)
+        fast = self._fast_writers[schema_name] = _FAST_WRITERS[schema.fingerprint]
+        return fast
 
     def _confluent_header(self, schema_name: str, topic: str | None) -> bytes:
         if topic is None:

@@ -21,6 +21,7 @@ from typing import Any, Final
 from fastavro import parse_schema, schemaless_writer
 
 from rtim.serde.codec import Codec
+from rtim.serde.fastwrite import compile_writer
 
 __all__ = ["DecisionRecordEncoder", "OutputEncoder"]
 
@@ -46,6 +47,19 @@ def _string(s: str) -> bytes:
     return _varint(len(data)) + data
 
 
+def _offsets(offsets: Mapping[str, Any]) -> bytes:
+    """The input offsets: a map of longs."""
+    if not offsets:
+        return b"\x00"
+    parts = [_varint(len(offsets))]
+    for name, offset in offsets.items():
+        if type(offset) is not int or not _LONG_MIN <= offset <= _LONG_MAX:
+            raise TypeError(f"input offset {name!r}: {offset!r}")
+        parts.append(_string(name) + _varint(offset))
+    parts.append(b"\x00")
+    return b"".join(parts)
+
+
 class DecisionRecordEncoder:
     """`Codec.encode` of DecisionRecord and Decision for single-object framing, faster.
 
@@ -59,11 +73,12 @@ class DecisionRecordEncoder:
         self._header = header
         fields = {f["name"]: f["type"] for f in parsed["fields"]}
         named = parsed.get("__named_schemas", {})
-        self._decision = codec.schemas.current("Decision").parsed
         self._decision_header = codec.writer("Decision")[0]
         self._last_decision: tuple[Mapping[str, Any], bytes] | None = None  # (record, body)
-        self._candidate = parse_schema(fields["candidates"]["items"], named_schemas=dict(named))
-        self._offsets = parse_schema(fields["input_offsets"])
+        self._codec = codec
+        candidate = fields["candidates"]["items"]
+        self._candidate: Any = parse_schema(candidate, named_schemas=dict(named))
+        self._candidate_writer = compile_writer(self._candidate)
         self._buffer = io.BytesIO()
         self._memo: dict[tuple[Any, ...], bytes] = {}
         self._memo_limit = memo_limit
@@ -142,7 +157,7 @@ class DecisionRecordEncoder:
             )  # fmt: skip
             data = memo.get(key)
             if data is None:
-                data = self._write(self._candidate, c)
+                data = self._write_candidate(c)
                 if len(memo) < self._memo_limit:
                     memo[key] = data
             elif len(same) < _SAME_LIMIT:
@@ -151,9 +166,17 @@ class DecisionRecordEncoder:
         parts.append(b"\x00")
         return b"".join(parts)
 
+    def _write_candidate(self, candidate: Mapping[str, Any]) -> bytes:
+        if self._candidate_writer is not None:
+            try:
+                return self._candidate_writer(candidate)
+            except (TypeError, ValueError, KeyError):  # an unusual value: fastavro writes it
+                pass
+        return self._write(self._candidate, candidate)
+
     def encode_decision(self, decision: Mapping[str, Any]) -> bytes:
         """The single-object encoded Decision; the next DecisionRecord of it reuses its body."""
-        body = self._write(self._decision, decision)
+        body = self._codec.body("Decision", decision)
         self._last_decision = (decision, body)
         return self._decision_header + body
 
@@ -165,11 +188,11 @@ class DecisionRecordEncoder:
         return b"".join(
             (
                 self._header,
-                body if body is not None else self._write(self._decision, decision),
+                body if body is not None else self._codec.body("Decision", decision),
                 self._features(record["features"]),
                 self._candidates(record["candidates"]),
                 _string(record["policy"]),
-                self._write(self._offsets, record["input_offsets"]),
+                _offsets(record["input_offsets"]),
                 _varint(record["partition"]),
             )
         )
