@@ -98,21 +98,25 @@ def compute_features(
     tz: ZoneInfo | None = None,
 ) -> Features:
     """The feature snapshot of `profile` at event time `now` (epoch ms)."""
+    # Most collections of most profiles are empty: each aggregate is only computed over a
+    # non-empty one (an empty sum is the int 0, as the sums below give for nothing).
     attributes = profile.get("attributes", {})
-    day_now = now // DAY_MS
-    purchases = [d for d in profile.get("purchase_days", ()) if d[0] > day_now - WINDOW_DAYS]
-    refunds = [d for d in profile.get("refund_days", ()) if d[0] > day_now - WINDOW_DAYS]
+    first_day = now // DAY_MS - WINDOW_DAYS
+    purchases = [d for d in profile.get("purchase_days", ()) if d[0] > first_day]
+    refunds = [d for d in profile.get("refund_days", ()) if d[0] > first_day]
     cart = profile.get("cart", {})
     open_complaints = profile.get("open_complaints", {})
     credit = profile.get("credit_check")
     salary = profile.get("last_salary")
     contacts = profile.get("contacts", ())
+    complaint_times = profile.get("complaint_times", ())
     local = datetime.fromtimestamp(now / 1000, tz or UTC)
     day_start = local_day_start(local)  # "today" is the local day, as contact caps count it
-    contacts_today = [c for c in contacts if day_start <= c[0] <= now]
-    purchase_amount = min(round(sum(d[2] for d in purchases), 2), _MAX_NUMBER)
+    contacts_today = [c for c in contacts if day_start <= c[0] <= now] if contacts else []
+    purchase_amount = min(round(sum(d[2] for d in purchases), 2), _MAX_NUMBER) if purchases else 0
     salary_amount = min(salary[1], _MAX_NUMBER) if salary else 0.0
     created = profile.get("created_ts", 0)
+    week_ago, quarter_ago = now - 7 * DAY_MS, now - 90 * DAY_MS
 
     f: Features = {
         "age": _as_number(attributes.get("age")),
@@ -125,15 +129,17 @@ def compute_features(
         and bool(profile.get("anonymous_ids")),
         "cart_value": min(
             round(sum(q * price for q, price, _c, _t in cart.values()), 2), _MAX_NUMBER
-        ),
-        "cart_items": sum(q for q, _p, _c, _t in cart.values()),
+        )
+        if cart
+        else 0,
+        "cart_items": sum(q for q, _p, _c, _t in cart.values()) if cart else 0,
         "minutes_since_add_to_cart": _minutes(now, profile.get("last_add_to_cart_ts", 0)),
         "session_page_views": profile.get("session_page_views", 0),
         "minutes_since_last_activity": _minutes(now, profile.get("last_activity_ts", 0)),
         "minutes_since_checkout": _minutes(now, profile.get("last_checkout_ts", 0)),
-        "purchases_30d": sum(d[1] for d in purchases),
+        "purchases_30d": sum(d[1] for d in purchases) if purchases else 0,
         "purchase_amount_30d": purchase_amount,
-        "refunds_30d": sum(d[1] for d in refunds),
+        "refunds_30d": sum(d[1] for d in refunds) if refunds else 0,
         "last_purchase_amount": min(profile.get("last_purchase_amount", 0.0), _MAX_NUMBER),
         "days_since_last_purchase": _days(now, profile.get("last_purchase_ts", 0)),
         "declined_payments": profile.get("declined_payments", 0),
@@ -145,11 +151,11 @@ def compute_features(
         "open_complaints": len(open_complaints),
         "minutes_since_complaint": _minutes(now, profile.get("last_complaint_ts", 0)),
         "last_complaint_severity": profile.get("last_complaint_severity"),
-        "complaints_90d": sum(
-            1 for t in profile.get("complaint_times", ()) if t > now - 90 * DAY_MS
-        ),
+        "complaints_90d": sum(1 for t in complaint_times if t > quarter_ago)
+        if complaint_times
+        else 0,
         "contacts_today": len(contacts_today),
-        "contacts_7d": sum(1 for c in contacts if now - 7 * DAY_MS < c[0] <= now),
+        "contacts_7d": sum(1 for c in contacts if week_ago < c[0] <= now) if contacts else 0,
         "hour_of_day": local.hour,
         "day_of_week": local.isoweekday(),
         "channel": channel,
