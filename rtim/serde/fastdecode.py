@@ -21,6 +21,8 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from rtim.serde.codegen import RecordCodeGen, UnsupportedSchemaError
+
 __all__ = ["FastReader", "compile_reader"]
 
 # (data, position of the body) -> (record, position after it)
@@ -29,10 +31,6 @@ FastReader = Callable[[bytes, int], tuple[dict[str, Any], int]]
 _PRIMITIVES: Final = frozenset(
     {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 )
-
-
-class _UnsupportedError(Exception):
-    """A schema construct the generator does not handle: fastavro reads it."""
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -77,33 +75,15 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
     raise ValueError("varint beyond 64 bits")  # fastavro says what it makes of it
 
 
-class _Gen:
+class _Gen(RecordCodeGen):
     """Emits the body of one reader function, line by line."""
 
-    def __init__(self, named: Mapping[str, Any]) -> None:
-        self.named = named
-        self.lines: list[str] = []
-        self.consts: dict[str, Any] = {}
-        self.functions: dict[str, str] = {}  # record name -> generated function name
-        self.pending: list[tuple[str, Any]] = []
-        self.counter = 0
-
-    def var(self) -> str:
-        self.counter += 1
-        return f"v{self.counter}"
-
-    def const(self, value: Any) -> str:
-        name = f"c{len(self.consts)}"
-        self.consts[name] = value
-        return name
-
-    def emit(self, indent: int, line: str) -> None:
-        self.lines.append("    " * indent + line)
+    prefix = "read"
 
     def resolve(self, schema: Any) -> Any:
         if isinstance(schema, str) and schema not in _PRIMITIVES:
             if schema not in self.named:
-                raise _UnsupportedError(f"unknown named type {schema}")
+                raise UnsupportedSchemaError(f"unknown named type {schema}")
             return self.named[schema]
         if isinstance(schema, dict) and schema.get("type") in _PRIMITIVES:
             return schema["type"]
@@ -180,9 +160,9 @@ class _Gen:
             elif kind in ("map", "array"):
                 self.block(indent, schema, target)
             else:
-                raise _UnsupportedError(f"type {kind!r}")
+                raise UnsupportedSchemaError(f"type {kind!r}")
         else:
-            raise _UnsupportedError(f"type {schema!r}")
+            raise UnsupportedSchemaError(f"type {schema!r}")
 
     def union(self, indent: int, branches: list[Any], target: str) -> None:
         index = self.var()
@@ -215,14 +195,6 @@ class _Gen:
             self.value(indent + 2, schema["items"], item)
             self.emit(indent + 2, f"{target}.append({item})")
 
-    def record_function(self, schema: Mapping[str, Any]) -> str:
-        name = str(schema["name"])
-        function = self.functions.get(name)
-        if function is None:
-            function = self.functions[name] = f"read_{len(self.functions)}"
-            self.pending.append((function, schema))
-        return function
-
     def record_body(self, function: str, schema: Mapping[str, Any]) -> None:
         self.emit(0, f"def {function}(data, pos):")
         self.emit(1, "size = len(data)")
@@ -239,22 +211,10 @@ class _Gen:
 
 def compile_reader(parsed: Mapping[str, Any]) -> FastReader | None:
     """The generated reader of a fastavro-parsed record schema, or None if it is not supported."""
-    if not isinstance(parsed, Mapping) or parsed.get("type") != "record":
-        return None
-    gen = _Gen(parsed.get("__named_schemas", {}))
-    try:
-        entry = gen.record_function(parsed)
-        while gen.pending:
-            function, schema = gen.pending.pop()
-            gen.record_body(function, schema)
-    except (_UnsupportedError, KeyError, TypeError, ValueError):
-        return None
-    namespace: dict[str, Any] = {
+    helpers = {
         "varint": _varint,
         "unpack_float": struct.Struct("<f").unpack_from,
         "unpack_double": struct.Struct("<d").unpack_from,
-        **gen.consts,
     }
-    exec(compile("\n".join(gen.lines), f"<avro reader {parsed['name']}>", "exec"), namespace)
-    reader: FastReader = namespace[entry]
+    reader: FastReader | None = _Gen(parsed.get("__named_schemas", {})).build(parsed, helpers)
     return reader

@@ -22,6 +22,7 @@ from fastavro import parse_schema, schemaless_writer
 
 from rtim.serde.codec import Codec
 from rtim.serde.fastwrite import compile_writer
+from rtim.serde.fastwrite import zigzag as _varint
 
 __all__ = ["DecisionRecordEncoder", "OutputEncoder"]
 
@@ -29,17 +30,6 @@ _PACK_DOUBLE: Final = struct.Struct("<d").pack
 _LONG_MIN: Final = -(2**63)
 _LONG_MAX: Final = 2**63 - 1
 _SAME_LIMIT: Final = 4096  # candidate dicts remembered by identity
-
-
-def _varint(n: int) -> bytes:
-    """Avro long: zigzag, then base-128 varint."""
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while z & ~0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
 
 
 def _string(s: str) -> bytes:
@@ -76,9 +66,9 @@ class DecisionRecordEncoder:
         self._decision_header = codec.writer("Decision")[0]
         self._last_decision: tuple[Mapping[str, Any], bytes] | None = None  # (record, body)
         self._codec = codec
-        candidate = fields["candidates"]["items"]
-        self._candidate: Any = parse_schema(candidate, named_schemas=dict(named))
-        self._candidate_writer = compile_writer(self._candidate)
+        candidate: Any = parse_schema(fields["candidates"]["items"], named_schemas=dict(named))
+        self._candidate = candidate
+        self._candidate_writer = compile_writer(candidate)
         self._buffer = io.BytesIO()
         self._memo: dict[tuple[Any, ...], bytes] = {}
         self._memo_limit = memo_limit

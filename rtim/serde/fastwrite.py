@@ -21,7 +21,9 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-__all__ = ["FastWriter", "compile_writer"]
+from rtim.serde.codegen import RecordCodeGen, UnsupportedSchemaError
+
+__all__ = ["FastWriter", "compile_writer", "zigzag"]
 
 FastWriter = Callable[[Mapping[str, Any]], bytes]
 
@@ -53,11 +55,7 @@ _MAY_ACCEPT: Final[dict[str, frozenset[type]]] = {
 }
 
 
-class _UnsupportedError(Exception):
-    """A schema construct the generator does not handle: fastavro writes it."""
-
-
-def _zigzag(n: int) -> bytes:
+def zigzag(n: int) -> bytes:
     """An Avro long (zigzag, base-128 varint); ValueError beyond a long."""
     if not _LONG[0] <= n <= _LONG[1]:
         raise ValueError("beyond a long")
@@ -70,33 +68,15 @@ def _zigzag(n: int) -> bytes:
     return bytes(out)
 
 
-class _Gen:
-    def __init__(self, named: Mapping[str, Any]) -> None:
-        self.named = named
-        self.lines: list[str] = []
-        self.consts: dict[str, Any] = {}
-        self.functions: dict[str, str] = {}
-        self.pending: list[tuple[str, Any]] = []
-        self.counter = 0
-
-    def var(self) -> str:
-        self.counter += 1
-        return f"v{self.counter}"
-
-    def const(self, value: Any) -> str:
-        name = f"c{len(self.consts)}"
-        self.consts[name] = value
-        return name
-
-    def emit(self, indent: int, line: str) -> None:
-        self.lines.append("    " * indent + line)
+class _Gen(RecordCodeGen):
+    prefix = "write"
 
     def resolve(self, schema: Any) -> Any:
         if isinstance(schema, str):
             if schema in _CANONICAL or schema == "float":
                 return schema
             if schema not in self.named:
-                raise _UnsupportedError(f"unknown named type {schema}")
+                raise UnsupportedSchemaError(f"unknown named type {schema}")
             return self.named[schema]
         if isinstance(schema, dict) and isinstance(schema.get("type"), str):
             kind = schema["type"]
@@ -134,7 +114,7 @@ class _Gen:
             self.union(indent, schema, value)
             return
         if kind not in _CANONICAL:
-            raise _UnsupportedError(f"type {kind!r}")  # float: fastavro's rounding is its own
+            raise UnsupportedSchemaError(f"type {kind!r}")  # float: fastavro's rounding is its own
         if not checked:
             self.check_type(indent, value, _CANONICAL[kind])
         if kind == "null":
@@ -185,9 +165,9 @@ class _Gen:
         resolved = [self.resolve(b) for b in branches]
         kinds = [self.kind(b) for b in resolved]
         if "union" in kinds or sum(k in ("record", "map", "array") for k in kinds) > 1:
-            raise _UnsupportedError("a union of complex types")
+            raise UnsupportedSchemaError("a union of complex types")
         if len(branches) > 63:
-            raise _UnsupportedError("a branch index of more than one byte")
+            raise UnsupportedSchemaError("a branch index of more than one byte")
         dispatch: list[tuple[type, int]] = []
         for python in {_CANONICAL[k] for k in kinds if k in _CANONICAL}:
             first = next(i for i, k in enumerate(kinds) if python in _MAY_ACCEPT.get(k, ()))
@@ -202,14 +182,6 @@ class _Gen:
             self.value(indent + 1, resolved[index], value, checked=True)
         self.emit(indent, "else: raise TypeError")
 
-    def record_function(self, schema: Mapping[str, Any]) -> str:
-        name = str(schema["name"])
-        function = self.functions.get(name)
-        if function is None:
-            function = self.functions[name] = f"write_{len(self.functions)}"
-            self.pending.append((function, schema))
-        return function
-
     def record_body(self, function: str, schema: Mapping[str, Any]) -> None:
         self.emit(0, f"def {function}(r, out):")
         self.emit(1, "if type(r) is not dict: raise TypeError")
@@ -223,23 +195,10 @@ class _Gen:
 def compile_writer(parsed: Mapping[str, Any]) -> FastWriter | None:
     """The generated writer of a fastavro-parsed record schema (the Avro body as bytes), or
     None if the schema has a construct it does not handle."""
-    if not isinstance(parsed, Mapping) or parsed.get("type") != "record":
+    helpers = {"zigzag": zigzag, "pack_double": struct.Struct("<d").pack}
+    write = _Gen(parsed.get("__named_schemas", {})).build(parsed, helpers)
+    if write is None:
         return None
-    gen = _Gen(parsed.get("__named_schemas", {}))
-    try:
-        entry = gen.record_function(parsed)
-        while gen.pending:
-            function, schema = gen.pending.pop()
-            gen.record_body(function, schema)
-    except (_UnsupportedError, KeyError, TypeError, ValueError):
-        return None
-    namespace: dict[str, Any] = {
-        "zigzag": _zigzag,
-        "pack_double": struct.Struct("<d").pack,
-        **gen.consts,
-    }
-    exec(compile("\n".join(gen.lines), f"<avro writer {parsed['name']}>", "exec"), namespace)
-    write = namespace[entry]
 
     def writer(record: Mapping[str, Any]) -> bytes:
         return bytes(write(record, bytearray()))
