@@ -78,7 +78,7 @@ from rtim.core.attribution import (
 from rtim.core.durations import format_duration
 from rtim.core.engine import Emit, StepContext
 from rtim.core.events import Event
-from rtim.core.features import Features, FeatureValue, compute_features
+from rtim.core.features import Features, FeatureSubset, FeatureValue, compute_features
 from rtim.core.profile import DAY_MS, MAX_OFFER_MEMORY, Contact, Profile, TimerEntry
 from rtim.core.strategy import (
     CONTACT,
@@ -1131,6 +1131,11 @@ class StrategyDecider:
         self.explain = explain
         self.counters: Counter[str] = Counter()
         self._plan = _plan_for(strategy)
+        self._when_reads = {
+            name: FeatureSubset(t.when.features)
+            for name, t in self._plan.triggers.items()
+            if t.when is not None
+        }
 
     def rng(self, decision_id: str) -> random.Random:
         """The random source of a decision (from its id and the decider's seed)."""
@@ -1271,21 +1276,22 @@ class StrategyDecider:
                 p = p.copy()
                 p["timers"] = kept
         emits: list[Emit] = []
-        base: Features | None = None
         for signal in signals:
             for trigger in plan.started_by.get(signal, ()):
                 if self._cooling(p, trigger, ts):
                     self.counters["triggers_cooling"] += 1
                     continue
                 if trigger.when is not None:
-                    if base is None:
-                        base = compute_features(p, ts, tz=self.strategy.zone)
-                    if not trigger.when.evaluate({**base, "trigger": trigger.name}):
+                    # only the features the condition reads (most triggers read one)
+                    f = compute_features(
+                        p, ts, trigger=trigger.name, tz=self.strategy.zone,
+                        only=self._when_reads[trigger.name],
+                    )  # fmt: skip
+                    if not trigger.when.evaluate(f):
                         continue
                 if trigger.fire_after_ms <= 0:
                     p, more = self._fire(p, trigger, event.event_id, ts, ctx, deferred=False)
                     emits += more
-                    base = None  # a contact changes the features
                     continue
                 name = trigger.name
                 timers = without_timers(p.get("timers", ()), _firing_of({name}))
