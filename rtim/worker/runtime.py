@@ -257,6 +257,8 @@ class CustomerWorker:
         dirty: dict[int, dict[str, Profile]] = {}
         commit: dict[tuple[str, int], int] = {}
         records = 0
+        # per record, hot: bound lookups once per batch
+        task_of, kind_of, decode = self._tasks.get, self._kind_by_physical.get, self._decode
         for message in messages:
             err = message.error()
             if err is not None:
@@ -267,8 +269,8 @@ class CustomerWorker:
                 continue
             records += 1
             topic, partition, offset = message.topic(), message.partition(), message.offset()
-            task = self._tasks.get(partition)
-            kind = self._kind_by_physical.get(topic)
+            task = task_of(partition)
+            kind = kind_of(topic)
             if task is None or kind is None:
                 continue  # revoked meanwhile; the next owner processes it
             if not task.all_fetched:
@@ -277,30 +279,42 @@ class CustomerWorker:
                 self.stats.skipped += 1  # processed before a crash, not yet committed
                 commit[(topic, partition)] = offset + 1
                 continue
-            event = self._decode(message, kind, now_ms, emits)
+            event = decode(message, kind, now_ms, emits)
             buffer = task.buffers.get(kind)
             if buffer is None:
                 buffer = task.buffers[kind] = deque()
             buffer.append((offset, event, fetched))
 
         clock_is_event = self.settings.timer_clock == "event"
+        apply, stats = self._apply, self.stats
         for partition in sorted(self._tasks):
             task = self._tasks[partition]
             changed = dirty.setdefault(partition, {})
+            meta, inputs = task.meta, task.meta.inputs
+            ctx = self._context(task)
+            taken = False
             for kind, offset, event, fetched_at in self._in_time_order(task, clock_is_event):
-                task.meta.inputs[kind] = offset
-                task.touched = True
-                commit[(self._physical_by_kind[kind], partition)] = offset + 1
+                inputs[kind] = offset
+                taken = True
                 if event is None:
                     continue  # dead-lettered when it was fetched
-                if clock_is_event and task.timers and task.timers[0][0] <= event.ts:
-                    self._fire_timers(task, event.ts, changed, emits)
-                self._apply(task, event, changed, emits)
-                if event.ts > task.meta.watermark:
-                    task.meta.watermark = event.ts
+                ts = event.ts
+                if clock_is_event and task.timers and task.timers[0][0] <= ts:
+                    self._fire_timers(task, ts, changed, emits)
+                apply(task, event, ctx, changed, emits)
+                if ts > meta.watermark:
+                    meta.watermark = ts
                     task.watermark_fetched = fetched_at
-                elif event.ts < task.meta.watermark:
-                    self.stats.late += 1
+                elif ts < meta.watermark:
+                    stats.late += 1
+            if taken:
+                task.touched = True
+                # after the last record processed of each input (again, for inputs this batch
+                # took nothing from: their state is stored already, so that is harmless)
+                for kind, topic in self._physical_by_kind.items():
+                    last = inputs.get(kind)
+                    if last is not None:
+                        commit[(topic, partition)] = last + 1
             if clock_is_event:
                 clock = task.meta.watermark
                 if task.timers and task.timers[0][0] <= clock and self._settled(task):
@@ -545,11 +559,16 @@ class CustomerWorker:
         return StepContext(task.partition, task.meta.inputs)  # read during the step only
 
     def _apply(
-        self, task: _Task, event: Event, changed: dict[str, Profile], emits: list[Emit]
+        self,
+        task: _Task,
+        event: Event,
+        ctx: StepContext,
+        changed: dict[str, Profile],
+        emits: list[Emit],
     ) -> None:
         profile = self._load(task, event.customer_id)
         try:
-            result = self.engine.on_event(profile, event, self._context(task))
+            result = self.engine.on_event(profile, event, ctx)
         except Exception as exc:  # a bug on one event must not stop everyone else
             log.exception("processing failed", customer_id=event.customer_id, kind=event.kind)
             self.stats.dead_letters += 1
@@ -618,8 +637,11 @@ class CustomerWorker:
             # first change of this customer in the batch: `before` is what is persisted
             task.persisted_timers[customer_id] = before.get("timers", ())
         changed[customer_id] = after
-        before_dues = {t[0] for t in before.get("timers", ())}
-        for timer in after.get("timers", ()):
+        before_timers, after_timers = before.get("timers", ()), after.get("timers", ())
+        if after_timers is before_timers:  # most steps leave the (immutable) timers alone
+            return
+        before_dues = {t[0] for t in before_timers}
+        for timer in after_timers:
             if timer[0] not in before_dues:
                 heapq.heappush(task.timers, (timer[0], customer_id))
 
