@@ -38,19 +38,6 @@ def _string(s: str) -> bytes:
     return _varint(len(data)) + data
 
 
-def _offsets(offsets: Mapping[str, Any]) -> bytes:
-    """The input offsets: a map of longs."""
-    if not offsets:
-        return b"\x00"
-    parts = [_varint(len(offsets))]
-    for name, offset in offsets.items():
-        if type(offset) is not int:  # beyond a long: zigzag raises ValueError
-            raise TypeError(f"input offset {name!r}: {offset!r}")
-        parts.append(_string(name) + _varint(offset))
-    parts.append(b"\x00")
-    return b"".join(parts)
-
-
 class DecisionRecordEncoder:
     """`Codec.encode` of DecisionRecord and Decision for single-object framing, faster.
 
@@ -89,6 +76,14 @@ class DecisionRecordEncoder:
         schemaless_writer(buffer, schema, datum)
         return buffer.getvalue()
 
+    def _key(self, name: str) -> bytes:
+        """The encoded map key ``name``, remembered (names of context features are data:
+        the memo is bounded like the others)."""
+        key = _string(name)
+        if len(self._keys) < self._memo_limit:
+            self._keys[name] = key
+        return key
+
     def _features(self, features: Mapping[str, Any]) -> bytes:
         # map of union [null, boolean, long, double, string]: branch index, then the value
         if not features:
@@ -101,7 +96,7 @@ class DecisionRecordEncoder:
             if kind is float:
                 key = keys.get(name)
                 if key is None:
-                    key = keys[name] = _string(name)
+                    key = self._key(name)
                 parts.append(key + b"\x06" + _PACK_DOUBLE(value))
                 continue
             known = pairs.get(pair)
@@ -110,7 +105,7 @@ class DecisionRecordEncoder:
                 continue
             key = keys.get(name)
             if key is None:
-                key = keys[name] = _string(name)
+                key = self._key(name)
             if value is None:
                 data = key + b"\x00"
             elif kind is bool:
@@ -126,6 +121,22 @@ class DecisionRecordEncoder:
             if len(pairs) < self._memo_limit:
                 pairs[pair] = (kind, data)
             parts.append(data)
+        parts.append(b"\x00")
+        return b"".join(parts)
+
+    def _offsets(self, offsets: Mapping[str, Any]) -> bytes:
+        """The input offsets: a map of longs (the names are few: their encoding is kept)."""
+        if not offsets:
+            return b"\x00"
+        keys = self._keys
+        parts = [_varint(len(offsets))]
+        for name, offset in offsets.items():
+            if type(offset) is not int:  # beyond a long: zigzag raises ValueError
+                raise TypeError(f"input offset {name!r}: {offset!r}")
+            key = keys.get(name)
+            if key is None:
+                key = self._key(name)
+            parts.append(key + _varint(offset))
         parts.append(b"\x00")
         return b"".join(parts)
 
@@ -183,7 +194,7 @@ class DecisionRecordEncoder:
                 self._features(record["features"]),
                 self._candidates(record["candidates"]),
                 _string(record["policy"]),
-                _offsets(record["input_offsets"]),
+                self._offsets(record["input_offsets"]),
                 _varint(record["partition"]),
             )
         )

@@ -118,6 +118,12 @@ def test_the_memos_stop_growing_at_their_limit() -> None:
         variant = {**record, "features": {"n": n, "s": str(n)}}
         assert fast.encode(variant) == codec.encode("DecisionRecord", variant)
     assert len(fast._pairs) == 10
+    # feature names are data too (context.<name> comes from the request), and so are the
+    # names of input offsets to the encoder
+    for n in range(50):
+        variant = {**record, "features": {f"context.k{n}": 0.5}, "input_offsets": {f"i{n}": n}}
+        assert fast.encode(variant) == codec.encode("DecisionRecord", variant)
+    assert len(fast._keys) == 10
 
 
 def test_a_candidate_dict_seen_again_is_written_from_memory_with_the_same_bytes() -> None:
