@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from rtim.errors import ValidationError
 from rtim.serde.codec import Codec
-from rtim.serde.fastwrite import compile_writer
+from rtim.serde.fastwrite import compile_writer, zigzag
 from rtim.serde.schemas import get_schemas
 
 SCHEMAS = get_schemas()
@@ -93,3 +93,25 @@ def test_a_union_whose_int_fastavro_would_write_as_a_double_is_left_to_it() -> N
     with pytest.raises(TypeError):
         writer({"u": 3})  # fastavro writes 3 as the double branch
     assert _fastavro(parsed, {"u": 3}) == _fastavro(parsed, {"u": 3.0})
+
+
+def _fastavro_long(n: int) -> bytes:
+    buffer = io.BytesIO()
+    schemaless_writer(buffer, "long", n)
+    return buffer.getvalue()
+
+
+@given(st.one_of(st.integers(-(2**63), 2**63 - 1), st.integers(-200, 200)))
+def test_zigzag_writes_fastavros_long(n: int) -> None:
+    assert zigzag(n) == _fastavro_long(n)
+
+
+@pytest.mark.parametrize("n", [-65, -64, -1, 0, 63, 64, -(2**63), 2**63 - 1])
+def test_zigzag_at_the_edges_of_one_byte_and_of_a_long(n: int) -> None:
+    assert zigzag(n) == _fastavro_long(n)
+
+
+@pytest.mark.parametrize("n", [-(2**63) - 1, 2**63])
+def test_zigzag_refuses_beyond_a_long(n: int) -> None:
+    with pytest.raises(ValueError, match="beyond a long"):
+        zigzag(n)
