@@ -257,15 +257,6 @@ def compute_features(
     if context:
         for name, value in context.items():
             f["context." + name] = value
-    if only is not None:
-        for group in only.groups:
-            group(profile, now, f, tz)
-        return f
-    _identity(profile, now, f, tz)
-    _money(profile, now, f, tz)
-    _session(profile, now, f, tz)
-    _complaints(profile, now, f, tz)
-    _moment(profile, now, f, tz)
-    _consent(profile, now, f, tz)
-    _interest(profile, now, f, tz)
+    for group in _GROUPS if only is None else only.groups:
+        group(profile, now, f, tz)
     return f
