@@ -292,10 +292,9 @@ class CustomerWorker:
             changed = dirty.setdefault(partition, {})
             meta, inputs = task.meta, task.meta.inputs
             ctx = self._context(task)
-            taken = False
+            taken_from = dict(inputs)  # to commit the inputs this batch takes records from
             for kind, offset, event, fetched_at in self._in_time_order(task, clock_is_event):
                 inputs[kind] = offset
-                taken = True
                 if event is None:
                     continue  # dead-lettered when it was fetched
                 ts = event.ts
@@ -307,14 +306,10 @@ class CustomerWorker:
                     task.watermark_fetched = fetched_at
                 elif ts < meta.watermark:
                     stats.late += 1
-            if taken:
-                task.touched = True
-                # after the last record processed of each input (again, for inputs this batch
-                # took nothing from: their state is stored already, so that is harmless)
-                for kind, topic in self._physical_by_kind.items():
-                    last = inputs.get(kind)
-                    if last is not None:
-                        commit[(topic, partition)] = last + 1
+            for kind, last in inputs.items():
+                if taken_from.get(kind) != last:  # offsets only grow: taken in this batch
+                    task.touched = True
+                    commit[(self._physical_by_kind[kind], partition)] = last + 1
             if clock_is_event:
                 clock = task.meta.watermark
                 if task.timers and task.timers[0][0] <= clock and self._settled(task):
