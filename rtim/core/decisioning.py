@@ -462,6 +462,10 @@ class _Plan:
             for ch in self.enabled
         }
         self.triggers = {t.name: t for t in strategy.triggers}
+        # the features each trigger's `when` reads: only those are computed to evaluate it
+        self.when_reads = {
+            t.name: FeatureSubset(t.when.features) for t in strategy.triggers if t.when is not None
+        }
         self.by_trigger = {
             t.name: tuple(
                 self.offers[o.id]
@@ -1131,11 +1135,6 @@ class StrategyDecider:
         self.explain = explain
         self.counters: Counter[str] = Counter()
         self._plan = _plan_for(strategy)
-        self._when_reads = {
-            name: FeatureSubset(t.when.features)
-            for name, t in self._plan.triggers.items()
-            if t.when is not None
-        }
 
     def rng(self, decision_id: str) -> random.Random:
         """The random source of a decision (from its id and the decider's seed)."""
@@ -1285,7 +1284,7 @@ class StrategyDecider:
                     # only the features the condition reads (most triggers read one)
                     f = compute_features(
                         p, ts, trigger=trigger.name, tz=self.strategy.zone,
-                        only=self._when_reads[trigger.name],
+                        only=plan.when_reads[trigger.name],
                     )  # fmt: skip
                     if not trigger.when.evaluate(f):
                         continue
