@@ -119,7 +119,6 @@ DEFAULT_PRIOR_STRENGTH: Final = 20.0
 MC_SAMPLES: Final = 128
 MAX_ACTIONS: Final = 10
 MAX_CONTACTS: Final = 32
-MAX_SIGNALS: Final = 24
 TIMER_TRIGGER: Final = "t"
 TIMER_DEFERRED: Final = "q"
 WEEK_MS: Final = 7 * DAY_MS
@@ -504,6 +503,18 @@ class _Plan:
             )
             for name, s in specs.items()
         }  # fmt: skip
+        # every key a signal can be remembered under, with its horizon: the strategy's offers
+        # and categories only (an outcome's offer id is input data), so the profile's signals
+        # are bounded by the strategy and none still counted is ever dropped to make room
+        categories = sorted(set(self.category_of.values()))
+        self.signal_horizon: dict[str, int | None] = {}
+        for name, sig in self.signals.items():
+            if sig.customer:
+                self.signal_horizon[name] = sig.horizon_ms
+            if sig.offer:
+                self.signal_horizon.update((f"{name}:{o}", sig.horizon_ms) for o in self.offers)
+            if sig.category:
+                self.signal_horizon.update((f"{name}@{c}", sig.horizon_ms) for c in categories)
         self.contact_horizon = contact_horizon
 
 
@@ -1414,8 +1425,9 @@ class StrategyDecider:
         return add_pending(p, entries, now, self.models.model_id)
 
     def _record_signals(self, p: Profile, signals: tuple[str, ...], event: Event) -> Profile:
-        """Remember the latest time of signals that suppress rules count from (bounded)."""
-        specs = self._plan.signals
+        """Remember the latest time of signals that suppress rules count from, until the
+        longest ``within`` of those rules (bounded by the strategy: see ``_Plan``)."""
+        specs, horizon = self._plan.signals, self._plan.signal_horizon
         keys: list[str] = []
         for signal in signals:
             spec = specs.get(signal)
@@ -1430,19 +1442,17 @@ class StrategyDecider:
                 category = self._plan.category_of.get(offer_id)
                 if spec.category and category:
                     keys.append(f"{signal}@{category}")
+        keys = [k for k in keys if k in horizon]  # an offer the strategy does not have: none
         if not keys:
             return p
         ts = event.ts
         kept: dict[str, int] = {}
         for key, t in p.get("signals", {}).items():
-            spec = specs.get(key.split(":", 1)[0].split("@", 1)[0])
-            if spec is not None and (spec.horizon_ms is None or ts - t <= spec.horizon_ms):
+            if key in horizon and ((h := horizon[key]) is None or ts - t <= h):
                 kept[key] = t
         for key in keys:
             if kept.get(key, -1) < ts:
                 kept[key] = ts
-        while len(kept) > MAX_SIGNALS:
-            del kept[min(kept, key=lambda k: kept[k])]
         p = p.copy()
         p["signals"] = kept
         return p

@@ -941,6 +941,40 @@ def test_a_dismissed_offer_is_not_repeated_for_a_week() -> None:
     assert offers(later) == ["gold_card"]
 
 
+def test_every_dismissal_within_the_week_suppresses_however_many_offers_were_dismissed() -> None:
+    # a busy customer who dismissed every offer of the strategy in a day: all are remembered
+    # (the signals a strategy can count from are bounded by the strategy, so none is dropped)
+    sim = Sim(GREEDY)
+    known_customer(sim)
+    sim.txn("payment", 5000.0, category="salary")
+    sim.complaint("opened")
+    sim.complaint("resolved")
+    ids = [o.id for o in GREEDY.offers]
+    assert len(ids) == 25  # more than the 24 signals a profile used to keep
+    for offer_id in ids:
+        sim.event("outcome", after=60_000, decision_id="d-" + offer_id, channel="web",
+                  offer_id=offer_id, type="dismiss")  # fmt: skip
+    assert {f"dismiss:{o}" for o in ids} <= set(sim.profile["signals"])
+    decision, record = sim.request(at=sim.now + DAY_MS)
+    assert decision["actions"] == []
+    removed = {c["offer_id"]: c["removed_by"] for c in record["candidates"]}
+    assert removed["gold_card"] == "no_repeat_after_dismiss"  # the first one dismissed
+    gates = {"eligibility", "applicability", "suitability"}
+    assert {by for by in removed.values()} - gates == {"no_repeat_after_dismiss"}
+
+
+def test_outcomes_naming_unknown_offers_leave_no_signal() -> None:
+    # offer ids in outcomes are input data: only the strategy's offers are remembered
+    sim = Sim(GREEDY)
+    known_customer(sim)
+    for i in range(100):
+        sim.event("outcome", decision_id=f"d{i}", channel="web", offer_id=f"nope{i}",
+                  type="dismiss")  # fmt: skip
+    assert not sim.profile.get("signals")
+    sim.event("outcome", decision_id="d", channel="web", offer_id="gold_card", type="dismiss")
+    assert set(sim.profile["signals"]) == {"dismiss:gold_card"}
+
+
 # --- erasure and size -------------------------------------------------------------------------
 
 
