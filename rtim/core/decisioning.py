@@ -79,7 +79,7 @@ from rtim.core.durations import format_duration
 from rtim.core.engine import Emit, StepContext
 from rtim.core.events import Event
 from rtim.core.features import Features, FeatureSubset, FeatureValue, compute_features
-from rtim.core.profile import DAY_MS, MAX_OFFER_MEMORY, Contact, Profile, TimerEntry
+from rtim.core.profile import DAY_MS, Contact, Profile, TimerEntry
 from rtim.core.strategy import (
     CONTACT,
     Channel,
@@ -1369,6 +1369,7 @@ class StrategyDecider:
             p["contacts"] = (*kept[-(MAX_CONTACTS - 1) :], (now, ch, result.actions[0].offer_id))
         offers = [a.offer for a in result.actions]
         if any(o.caps.cooldown_ms is not None for o in offers):
+            # bounded by the strategy: its offers with a cooldown, while it runs
             shown = {
                 oid: t
                 for oid, t in p.get("offer_last_shown", {}).items()
@@ -1379,8 +1380,6 @@ class StrategyDecider:
             for o in offers:
                 if o.caps.cooldown_ms is not None:
                     shown[o.id] = now
-            while len(shown) > MAX_OFFER_MEMORY:
-                del shown[min(shown, key=lambda k: shown[k])]
             p["offer_last_shown"] = shown
         if any(o.caps.max_per_day is not None or o.caps.max_per_week is not None for o in offers):
             shows: dict[str, tuple[int, ...]] = {}

@@ -591,6 +591,24 @@ exploration: {policy: greedy}
 """
 
 
+def test_every_offer_in_its_cooldown_stays_there_however_many_there_are() -> None:
+    # 40 offers with a cooldown, shown one after the other: none comes back before its end
+    # (a profile used to remember the last 32 shown)
+    lines = ['strategy_version: "many"', "channels:", "  web: {cost: 0.001}", "offers:"]
+    lines += [
+        f"  - {{id: o{i:02d}, category: c, value: {100 - i}, channels: [web], "
+        "caps: {cooldown: 30d}}"
+        for i in range(40)
+    ]
+    lines += ["exploration: {policy: greedy}", "control_group: {share: 0.0}"]
+    sim = Sim(parse_strategy("\n".join(lines) + "\n"))
+    shown = [offers(sim.request(after=HOUR)[0]) for _ in range(40)]
+    assert sorted(o for one in shown for o in one) == [f"o{i:02d}" for i in range(40)]
+    last, record = sim.request(after=HOUR)
+    assert last["actions"] == []
+    assert {c["removed_by"] for c in record["candidates"]} == {"offer_caps"}
+
+
 def test_caps_count_contacts_made_in_the_same_step() -> None:
     sim = Sim(parse_strategy(CAPS))
     sim.consent("email")
