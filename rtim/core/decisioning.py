@@ -118,7 +118,7 @@ DECISION_LOG_TOPIC: Final = "rtim.decision-log"
 DEFAULT_PRIOR_STRENGTH: Final = 20.0
 MC_SAMPLES: Final = 128
 MAX_ACTIONS: Final = 10
-MAX_CONTACTS: Final = 32
+MAX_CONTACTS: Final = 256  # kept when some outbound channel has no cap (see _contacts_bound)
 TIMER_TRIGGER: Final = "t"
 TIMER_DEFERRED: Final = "q"
 WEEK_MS: Final = 7 * DAY_MS
@@ -516,6 +516,35 @@ class _Plan:
             if sig.category:
                 self.signal_horizon.update((f"{name}@{c}", sig.horizon_ms) for c in categories)
         self.contact_horizon = contact_horizon
+        self.max_contacts = _contacts_bound(self, caps, contact_horizon)
+
+
+def _week_bound(max_per_day: int | None, max_per_week: int | None) -> int | None:
+    if max_per_week is not None:
+        return max_per_week if max_per_day is None else min(max_per_week, 8 * max_per_day)
+    return None if max_per_day is None else 8 * max_per_day  # 7 days touch 8 local days
+
+
+def _contacts_bound(plan: _Plan, caps: Sequence[ContactCapRule], horizon_ms: int) -> int:
+    """How many contacts a profile keeps: every one within ``horizon_ms`` (the longest look-back
+    of a rule or cap that counts them), which the strategy's caps bound when every outbound
+    channel is capped, alone or by a contact cap over all of them; else ``MAX_CONTACTS``."""
+    enabled = plan.outbound & plan.enabled
+    per_week: int | None = 0
+    for name in enabled:
+        channel = plan.channels[name]
+        week = _week_bound(channel.max_per_day, channel.max_per_week)
+        if week is None or per_week is None:
+            per_week = None
+        else:
+            per_week += week
+    for rule in caps:
+        week = _week_bound(rule.max_per_day, rule.max_per_week)
+        if week is not None and not rule.categories and enabled <= rule.channels:
+            per_week = week if per_week is None else min(per_week, week)
+    if per_week is None:
+        return MAX_CONTACTS
+    return max(1, per_week * -(-horizon_ms // WEEK_MS))
 
 
 def _fixed_removals(
@@ -1366,7 +1395,10 @@ class StrategyDecider:
         if ch in plan.outbound:
             horizon = now - plan.contact_horizon
             kept = tuple(c for c in p.get("contacts", ()) if c[0] > horizon)
-            p["contacts"] = (*kept[-(MAX_CONTACTS - 1) :], (now, ch, result.actions[0].offer_id))
+            p["contacts"] = (
+                *kept[-(plan.max_contacts - 1) :],
+                (now, ch, result.actions[0].offer_id),
+            )
         offers = [a.offer for a in result.actions]
         if any(o.caps.cooldown_ms is not None for o in offers):
             # bounded by the strategy: its offers with a cooldown, while it runs

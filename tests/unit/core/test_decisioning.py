@@ -609,6 +609,34 @@ def test_every_offer_in_its_cooldown_stays_there_however_many_there_are() -> Non
     assert {c["removed_by"] for c in record["candidates"]} == {"offer_caps"}
 
 
+def test_a_contact_counts_for_its_rules_as_long_as_they_look_back() -> None:
+    # one email a day for 50 days, each about another offer: "no repeat within 90 days" holds
+    # for all of them (a profile used to keep the 32 latest contacts, whatever the rules)
+    lines = [
+        'strategy_version: "contacts"', "channels:", "  web: {cost: 0.001}",
+        "  email: {cost: 0.005, max_per_day: 1}", "offers:",
+    ]  # fmt: skip
+    lines += [
+        f"  - {{id: o{i:02d}, category: c, value: {100 - i}, channels: [email]}}" for i in range(60)
+    ]
+    lines += [
+        "rules:",
+        "  - {name: no_repeat, kind: suppress, after: contact, scope: offer, within: 90d}",
+        "triggers:",
+        "  - {name: bought, on: purchase, channels: [email], categories: [c]}",
+        "exploration: {policy: greedy}",
+        "control_group: {share: 0.0}",
+    ]
+    sim = Sim(parse_strategy("\n".join(lines) + "\n"))
+    known_customer(sim)
+    sim.consent("email")
+    sent = []
+    for _ in range(50):
+        emits = sim.txn("purchase", 10.0, after=DAY_MS)
+        sent += [o for d in decisions(emits) for o in offers(d)]
+    assert sent == [f"o{i:02d}" for i in range(50)]
+
+
 def test_caps_count_contacts_made_in_the_same_step() -> None:
     sim = Sim(parse_strategy(CAPS))
     sim.consent("email")
