@@ -226,7 +226,9 @@ def evaluate(
     sums = v.sum(axis=0)
     boot = _bootstrap_sums(v, rng, n_bootstrap)
     with np.errstate(invalid="ignore", divide="ignore"):
-        snips_boot = boot[:, 1] / boot[:, 2]
+        # a weighted mean of the rewards: in their range, also where tiny (subnormal)
+        # weights round the ratio out of it
+        snips_boot = np.clip(boot[:, 1] / boot[:, 2], r.min(), r.max())
 
     def estimate(value: float, draws: Array) -> Estimate:
         draws = draws[~np.isnan(draws)]
