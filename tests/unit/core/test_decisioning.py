@@ -1006,7 +1006,7 @@ def test_every_dismissal_within_the_week_suppresses_however_many_offers_were_dis
     removed = {c["offer_id"]: c["removed_by"] for c in record["candidates"]}
     assert removed["gold_card"] == "no_repeat_after_dismiss"  # the first one dismissed
     gates = {"eligibility", "applicability", "suitability"}
-    assert {by for by in removed.values()} - gates == {"no_repeat_after_dismiss"}
+    assert set(removed.values()) - gates == {"no_repeat_after_dismiss"}
 
 
 def test_outcomes_naming_unknown_offers_leave_no_signal() -> None:
