@@ -320,6 +320,7 @@ class _CpuMeter:
         self.t = time.perf_counter()
         self.records = worker.progress().records
         self.worker_cpu = worker.cpu()
+        self.split = worker.cpu_split()
         self.learner_cpu = worker.learner_cpu()
         self.broker_cpu = cpu_seconds(env.broker_pid)
 
@@ -333,6 +334,11 @@ class _CpuMeter:
             "worker_cpu_share": round(worker_cpu / wall, 2) if wall else None,
             "worker_cpu_us_per_record": round(worker_cpu / records * 1e6, 1) if records else None,
             "records_per_worker_cpu_s": round(records / worker_cpu, 1) if worker_cpu else None,
+            # where the worker's CPU went: its pipeline thread, librdkafka's threads, the rest
+            "worker_cpu_us_per_record_by_thread": {
+                kind: round((seconds - self.split[kind]) / records * 1e6, 1) if records else None
+                for kind, seconds in self.worker.cpu_split().items()
+            },
             # the learner's own process (RTIM_LEARNER_PROCESS), not in the worker's figures
             "learner_cpu_s": round(self.worker.learner_cpu() - self.learner_cpu, 2),
         }

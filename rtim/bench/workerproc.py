@@ -22,10 +22,10 @@ from typing import Any
 from rtim.errors import BrokerError
 from rtim.settings import Settings
 
-__all__ = ["Progress", "WorkerProcess", "child_pids", "cpu_seconds", "read_rss"]
+__all__ = ["Progress", "WorkerProcess", "child_pids", "cpu_seconds", "read_rss", "thread_cpu"]
 
-# slots of the shared progress array
-_T, _RECORDS, _APPLIED, _DECISIONS, _DEAD, _TIMERS, _BATCHES, _STATE = range(8)
+# slots of the shared progress array (_TID: the pipeline thread's native id)
+_T, _RECORDS, _APPLIED, _DECISIONS, _DEAD, _TIMERS, _BATCHES, _STATE, _TID = range(9)
 _RUNNING, _STOPPED, _FAILED = 1.0, 2.0, 3.0
 _DECISION_PREFIX = "rtim.decisions."
 
@@ -70,6 +70,22 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14 and 15)
 
 
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """User + system CPU seconds so far of each live thread of process `pid`: {tid: (name,
+    seconds)}, from /proc (librdkafka names its threads ``rdk:…``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[int, tuple[str, float]] = {}
+    for task in Path(f"/proc/{pid}/task").glob("[0-9]*"):
+        try:
+            head, rest = (task / "stat").read_text().rsplit(")", 1)
+        except (OSError, ValueError):
+            continue  # the thread ended
+        fields = rest.split()
+        name = head.split("(", 1)[1] if "(" in head else ""
+        out[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / ticks)
+    return out
+
+
 def child_pids(pid: int) -> list[int]:
     """The processes whose parent is `pid`, from /proc."""
     children: list[int] = []
@@ -96,7 +112,7 @@ class WorkerProcess:
         sample_ms: float = 0.0,
     ) -> None:
         ctx = mp.get_context("spawn")
-        self._shared = ctx.Array("d", 8, lock=False)
+        self._shared = ctx.Array("d", 9, lock=False)
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(
             target=_child,
@@ -155,6 +171,20 @@ class WorkerProcess:
         """CPU seconds the worker process has used (every thread: pipeline, registry, and the
         learner when it runs as a thread)."""
         return cpu_seconds(self.pid)
+
+    def cpu_split(self) -> dict[str, float]:
+        """CPU seconds so far by kind of thread: the pipeline thread (`WorkerService.run`), the
+        Kafka client's (librdkafka's own threads) and the rest of the process (its main thread,
+        the registry, threads that have ended)."""
+        total = self.cpu()
+        tid = int(self._shared[_TID])
+        pipeline = kafka = 0.0
+        for t, (name, seconds) in thread_cpu(self.pid).items():
+            if t == tid:
+                pipeline += seconds
+            elif name.startswith("rdk:"):
+                kafka += seconds
+        return {"pipeline": pipeline, "kafka_client": kafka, "other": total - pipeline - kafka}
 
     def learner_cpu(self) -> float:
         """CPU seconds of the worker's child processes so far: its learner process."""
@@ -326,6 +356,7 @@ def _child(  # noqa: PLR0917 - a multiprocessing target takes positional args
 
     def run() -> None:
         nonlocal profiler
+        shared[_TID] = threading.get_native_id()
         try:
             if profile_path is not None:
                 import cProfile

@@ -156,6 +156,17 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{text} {unit}".strip()
 
 
+def _threads(phase: dict[str, Any]) -> str:
+    """Where the worker's CPU per record went: its pipeline thread and librdkafka's threads."""
+    split = phase.get("worker_cpu_us_per_record_by_thread")
+    if not split:
+        return ""
+    return (
+        f", of it {_fmt(split.get('pipeline'))} in the pipeline thread and "
+        f"{_fmt(split.get('kafka_client'))} in the Kafka client's"
+    )
+
+
 def _mb(value: int | None) -> str:
     return "—" if value is None else f"{value / 2**20:,.0f} MiB"
 
@@ -189,12 +200,13 @@ def render(result: dict[str, Any], console: Console) -> None:
          f"{_fmt(ingest.get('window_events'))} events in {_fmt(ingest.get('window_s'))} s; "
          f"{_fmt(ingest.get('worker_cpu_us_per_record'))} µs worker CPU per event "
          f"(= {_fmt(ingest.get('records_per_worker_cpu_s'))}/s per CPU-second; worker had "
-         f"{_fmt(ingest.get('worker_cpu_share'))} of a core; the learner process "
-         f"{_fmt(ingest.get('learner_cpu_s'))} CPU-s)"),
+         f"{_fmt(ingest.get('worker_cpu_share'))} of a core{_threads(ingest)}; the learner "
+         f"process {_fmt(ingest.get('learner_cpu_s'))} CPU-s)"),
         ("decisions", _fmt(result.get("decisions_per_s"), "requests/s"),
          f"backlog of {_fmt(result.get('sizes', {}).get('decision_backlog'))}; "
          f"{_fmt(decisions.get('worker_cpu_us_per_record'))} µs worker CPU per request "
-         f"(= {_fmt(decisions.get('records_per_worker_cpu_s'))}/s per CPU-second)"),
+         f"(= {_fmt(decisions.get('records_per_worker_cpu_s'))}/s per CPU-second"
+         f"{_threads(decisions)})"),
         ("request → decision p50 / p99 / p99.9",
          " / ".join(_fmt(latency.get(k)) for k in ("p50", "p99", "p999")) + " ms",
          f"at {_fmt(latency.get('offered_requests_per_s'))} req/s offered, "

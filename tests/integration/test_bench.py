@@ -63,6 +63,10 @@ def test_quick_bench_measures_every_figure_and_cleans_up(
     assert result["decisions_per_s"] > 0
     assert result["baseline_faust_table_events_per_s"] > 0
     assert result["ratios"]["ingest_vs_faust_table"] > 0
+    for phase in ("ingest", "decisions"):  # the worker's CPU split by thread
+        split = result[phase]["worker_cpu_us_per_record_by_thread"]
+        assert set(split) == {"pipeline", "kafka_client", "other"}
+    assert result["ingest"]["worker_cpu_us_per_record_by_thread"]["pipeline"] > 0
 
     latency = result["request_latency"]
     assert latency["answered"] == latency["measured"] > 0, "every timed request is answered"
