@@ -318,16 +318,26 @@ class _CpuMeter:
     def __init__(self, worker: WorkerProcess, env: _Env) -> None:
         self.worker, self.env = worker, env
         self.t = time.perf_counter()
-        self.records = worker.progress().records
+        progress = worker.progress()
+        self.records, self.ack_wait, self.flushes = (
+            progress.records,
+            progress.ack_wait_s,
+            progress.flushes,
+        )
         self.worker_cpu = worker.cpu()
         self.split = worker.cpu_split()
         self.learner_cpu = worker.learner_cpu()
         self.broker_cpu = cpu_seconds(env.broker_pid)
 
     def read(self) -> dict[str, Any]:
-        records = self.worker.progress().records - self.records
+        progress = self.worker.progress()
+        records = progress.records - self.records
         wall = time.perf_counter() - self.t
         worker_cpu = self.worker.cpu() - self.worker_cpu
+        split = {
+            kind: seconds - self.split[kind] for kind, seconds in self.worker.cpu_split().items()
+        }
+        ack_wait = progress.ack_wait_s - self.ack_wait
         out: dict[str, Any] = {
             "cpu_window_records": records,
             "worker_cpu_s": round(worker_cpu, 2),
@@ -336,9 +346,13 @@ class _CpuMeter:
             "records_per_worker_cpu_s": round(records / worker_cpu, 1) if worker_cpu else None,
             # where the worker's CPU went: its pipeline thread, librdkafka's threads, the rest
             "worker_cpu_us_per_record_by_thread": {
-                kind: round((seconds - self.split[kind]) / records * 1e6, 1) if records else None
-                for kind, seconds in self.worker.cpu_split().items()
+                kind: round(seconds / records * 1e6, 1) if records else None
+                for kind, seconds in split.items()
             },
+            # the share of the time the pipeline thread computed, and waited for acks
+            "pipeline_busy_share": round(split["pipeline"] / wall, 3) if wall else None,
+            "ack_wait_share": round(ack_wait / wall, 3) if wall else None,
+            "flushes": progress.flushes - self.flushes,
             # the learner's own process (RTIM_LEARNER_PROCESS), not in the worker's figures
             "learner_cpu_s": round(self.worker.learner_cpu() - self.learner_cpu, 2),
         }

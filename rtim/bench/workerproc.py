@@ -25,7 +25,8 @@ from rtim.settings import Settings
 __all__ = ["Progress", "WorkerProcess", "child_pids", "cpu_seconds", "read_rss", "thread_cpu"]
 
 # slots of the shared progress array (_TID: the pipeline thread's native id)
-_T, _RECORDS, _APPLIED, _DECISIONS, _DEAD, _TIMERS, _BATCHES, _STATE, _TID = range(9)
+_T, _RECORDS, _APPLIED, _DECISIONS, _DEAD, _TIMERS, _BATCHES, _ACK_WAIT, _FLUSHES = range(9)
+_STATE, _TID = 9, 10
 _RUNNING, _STOPPED, _FAILED = 1.0, 2.0, 3.0
 _DECISION_PREFIX = "rtim.decisions."
 
@@ -41,6 +42,8 @@ class Progress:
     dead_letters: int
     timers: int
     batches: int
+    ack_wait_s: float  # waiting for the broker's acknowledgements, in total
+    flushes: int
 
 
 def read_rss(pid: int) -> dict[str, int]:
@@ -112,7 +115,7 @@ class WorkerProcess:
         sample_ms: float = 0.0,
     ) -> None:
         ctx = mp.get_context("spawn")
-        self._shared = ctx.Array("d", 9, lock=False)
+        self._shared = ctx.Array("d", 11, lock=False)
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(
             target=_child,
@@ -134,7 +137,9 @@ class WorkerProcess:
     def progress(self) -> Progress:
         """The counters after the worker's latest batch."""
         s = self._shared
-        return Progress(s[_T], *(int(s[i]) for i in range(_RECORDS, _STATE)))
+        return Progress(
+            s[_T], *(int(s[i]) for i in range(_RECORDS, _ACK_WAIT)), s[_ACK_WAIT], int(s[_FLUSHES])
+        )
 
     def wait_until(
         self, condition: Callable[[Progress], bool], timeout: float, what: str = "condition"
@@ -346,6 +351,8 @@ def _child(  # noqa: PLR0917 - a multiprocessing target takes positional args
         shared[_DEAD] = stats.dead_letters
         shared[_TIMERS] = stats.timers_fired
         shared[_BATCHES] = stats.batches
+        shared[_ACK_WAIT] = stats.ack_wait_s
+        shared[_FLUSHES] = stats.flushes
         shared[_T] = now
         timeline.append((now, stats.records, stats.applied, decisions))
 

@@ -163,8 +163,14 @@ def _threads(phase: dict[str, Any]) -> str:
         return ""
     return (
         f", of it {_fmt(split.get('pipeline'))} in the pipeline thread and "
-        f"{_fmt(split.get('kafka_client'))} in the Kafka client's"
+        f"{_fmt(split.get('kafka_client'))} in the Kafka client's; the pipeline thread "
+        f"computed {_pct(phase.get('pipeline_busy_share'))} of the time and waited for acks "
+        f"{_pct(phase.get('ack_wait_share'))}"
     )
+
+
+def _pct(share: float | None) -> str:
+    return "—" if share is None else f"{share:.0%}"
 
 
 def _mb(value: int | None) -> str:

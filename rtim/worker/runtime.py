@@ -80,6 +80,9 @@ class WorkerStats:
     # order across inputs (a record fetched after a later one of another input was applied)
     late: int = 0
     last_batch_ms: float = 0.0
+    # seconds spent waiting for the broker to acknowledge produced records (outputs, changelog)
+    ack_wait_s: float = 0.0
+    flushes: int = 0
 
     def counters(self) -> dict[str, int]:
         """The counts worth a log line (progress, shutdown)."""
@@ -688,7 +691,10 @@ class CustomerWorker:
                 task.meta.changelog_offset = message.offset()
 
     def _flush(self, producer: Producer) -> None:
+        started = time.perf_counter()
         remaining = producer.flush(30)
+        self.stats.ack_wait_s += time.perf_counter() - started
+        self.stats.flushes += 1
         if remaining:
             raise BrokerError(f"{remaining} records not acknowledged by the broker in 30 s")
 

@@ -66,6 +66,8 @@ def test_quick_bench_measures_every_figure_and_cleans_up(
     for phase in ("ingest", "decisions"):  # the worker's CPU split by thread
         split = result[phase]["worker_cpu_us_per_record_by_thread"]
         assert set(split) == {"pipeline", "kafka_client", "other"}
+        assert 0 < result[phase]["ack_wait_share"] < 1, "every batch waits for its acks a while"
+        assert result[phase]["flushes"] > 0
     assert result["ingest"]["worker_cpu_us_per_record_by_thread"]["pipeline"] > 0
 
     latency = result["request_latency"]
