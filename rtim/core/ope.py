@@ -244,7 +244,9 @@ def evaluate(
         n=n,
         logged_reward=estimate(float(sums[0]) / n, boot[:, 0] / n),
         ips=estimate(float(sums[1]) / n, boot[:, 1] / n),
-        snips=estimate(float(sums[1]) / total_w if total_w > 0 else math.nan, snips_boot),
+        snips=estimate(
+            _within(float(sums[1]) / total_w, r) if total_w > 0 else math.nan, snips_boot
+        ),
         dm=estimate(float(sums[3]) / n, boot[:, 3] / n),
         dr=estimate(float(sums[4]) / n, boot[:, 4] / n),
         effective_sample_size=ess,
@@ -256,6 +258,11 @@ def evaluate(
         target_policy=policy.name,
         n_bootstrap=n_bootstrap,
     )
+
+
+def _within(value: float, r: Array) -> float:
+    """``value``, a weighted mean of ``r``, kept in their range against rounding."""
+    return min(max(value, float(r.min())), float(r.max()))
 
 
 def _target_probabilities(

@@ -229,6 +229,22 @@ def test_hand_made_example() -> None:
     assert any(w.startswith("only 4 logged decisions") for w in res.warnings)
 
 
+def test_snips_stays_a_weighted_mean_of_the_rewards_with_subnormal_weights() -> None:
+    # 1.75 times the smallest subnormal rounds to two of them: the plain ratio is 2.0
+    log = _log([("a", 1.0, 1.75)])
+
+    class Tiny:
+        name = "tiny"
+
+        def probabilities(
+            self, context: Context, actions: Sequence[str], ts: int
+        ) -> Mapping[str, float]:
+            return {"a": 5e-324, "b": 1.0}
+
+    res = evaluate(log, Tiny(), np.random.default_rng(0), n_bootstrap=20)
+    assert (res.snips.value, res.snips.low, res.snips.high) == (1.75, 1.75, 1.75)
+
+
 def test_target_on_an_action_the_logger_never_took_is_reported() -> None:
     log = _log([(a, 0.5, float(i % 2)) for i, a in enumerate(["a", "b"] * 100)])
     res = evaluate(log, fixed("new-offer"), np.random.default_rng(0), n_bootstrap=50)
