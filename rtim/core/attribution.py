@@ -165,18 +165,16 @@ def without_timers(
     return tuple(t for t in timers if not drop(t))
 
 
-def _store(
-    profile: Profile,
-    entries: Sequence[PendingAttribution],
-    compressed: tuple[PendingAttribution, ...] | None = None,
-) -> Profile:
-    """A copy of ``profile`` holding ``entries`` (full features) compactly, with its timer;
-    ``compressed`` is ``_compress(entries)`` when the caller has it already."""
+def _store(profile: Profile, stored: tuple[PendingAttribution, ...]) -> Profile:
+    """A copy of ``profile`` holding the pending entries ``stored`` (``_compress``-ed), with
+    their timer."""
     p: Profile = profile.copy()
-    p["pending"] = compressed if compressed is not None else _compress(entries)
-    timers = without_timers(p.get("timers", ()), lambda t: t[3] == TIMER_ATTRIBUTION)
-    if entries:
-        due = min(pending_expires_at(e) for e in entries)
+    p["pending"] = stored
+    # at most one attribution timer, due when the first window ends (compression keeps the
+    # time and the window of every entry)
+    timers = tuple(t for t in p.get("timers", ()) if t[3] != TIMER_ATTRIBUTION)
+    if stored:
+        due = min([e[1] + e[6] * 1000 for e in stored])
         timers = with_timer(timers, (due, "", "", TIMER_ATTRIBUTION))
     p["timers"] = timers
     return p
@@ -260,6 +258,20 @@ def pending_attributions(profile: Profile) -> list[PendingAttribution]:
     return out
 
 
+def _last_features(stored: Sequence[PendingAttribution]) -> tuple[Any, ...] | None:
+    """The full packed features of the last of ``stored`` (compressed) entries, or None."""
+    before: tuple[Any, ...] = ()
+    for entry in stored:
+        packed = entry[7]
+        if packed and packed[0] == _DELTA and before:
+            full = list(before)
+            for i in range(1, len(packed) - 1, 2):
+                full[packed[i]] = packed[i + 1]
+            packed = tuple(full)
+        before = packed
+    return before if stored else None
+
+
 def training_example(
     entry: PendingAttribution,
     *,
@@ -316,14 +328,14 @@ def add_pending(
 ) -> tuple[Profile, list[Emit]]:
     """Add pending entries (and the timer); beyond ``MAX_PENDING`` the oldest are evicted as
     negative examples (outcome ``evicted``)."""
-    pending = pending_attributions(profile)
     added = list(entries)
-    if len(pending) + len(added) <= MAX_PENDING:
-        # the stored entries are compressed already: only the new ones need it
-        last = pending[-1][7] if pending else None
-        compressed = (*profile.get("pending", ()), *_compress(added, last))
-        return _store(profile, [*pending, *added], compressed), []
     stored = profile.get("pending", ())
+    if len(stored) + len(added) <= MAX_PENDING:
+        # the stored entries are compressed already: only the new ones need it, against the
+        # full features of the last stored one
+        compressed = (*stored, *_compress(added, _last_features(stored)))
+        return _store(profile, compressed), []
+    pending = pending_attributions(profile)
     in_order = _in_time_order([*pending, *added])  # pending: one entry per stored one
     pending.extend(added)
     pending.sort(key=lambda e: e[1])  # stable: same-time entries keep their order
@@ -341,8 +353,8 @@ def add_pending(
             *stored[cut + 1 :],
             *_compress(kept[1 + rest :], kept[rest][7]),
         )
-        return _store(profile, kept, compressed), emits
-    return _store(profile, kept), emits
+        return _store(profile, compressed), emits
+    return _store(profile, _compress(kept)), emits
 
 
 def _in_time_order(entries: Sequence[PendingAttribution]) -> bool:
@@ -355,13 +367,13 @@ def expire_pending(profile: Profile, now: int, model_id: ModelIdFn) -> tuple[Pro
     pending = pending_attributions(profile)
     expired = [e for e in pending if pending_expires_at(e) <= now]
     if not expired:
-        p = _store(profile, pending, profile.get("pending", ()))
+        p = _store(profile, profile.get("pending", ()))
         return (profile, []) if p["timers"] == profile.get("timers", ()) else (p, [])
     customer_id = profile.get("customer_id", "")
     emits = [
         _negative(e, customer_id, model_id, "no_response", pending_expires_at(e)) for e in expired
     ]
-    return _store(profile, [e for e in pending if pending_expires_at(e) > now]), emits
+    return _store(profile, _compress([e for e in pending if pending_expires_at(e) > now])), emits
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,7 +429,7 @@ def attribute_outcome(
     entry = _match(pending, outcome)
     if entry is None:
         return AttributionResult(p, emits, "neutral" if verdict == "neutral" else "late")
-    p = _store(p, [e for e in pending if e is not entry])
+    p = _store(p, _compress([e for e in pending if e is not entry]))
     if verdict == "neutral":
         return AttributionResult(p, emits, "neutral")
     if verdict == "positive":
@@ -464,5 +476,5 @@ def attribute_complaint(
             latest = entry
     if latest is None:
         return profile, []
-    p = _store(profile, [e for e in pending if e is not latest])
+    p = _store(profile, _compress([e for e in pending if e is not latest]))
     return p, [_negative(latest, p.get("customer_id", ""), model_id, "complaint", now)]
