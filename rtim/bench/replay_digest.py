@@ -1,12 +1,13 @@
 """A deterministic replay of the bench workload through the worker's per-record work, digested.
 
-``python -m rtim.bench.replay_digest [--events N] [--customers C] [--json PATH]`` generates the
-bench workload for a fixed clock and seed, encodes it as the producers would (Avro), and runs
-every record through what the worker does with it in Python, in workload order, in one
-process: `Codec.decode`, `validate_record`, `make_event`, the event-time timers that are due
-before it (`Engine.on_timers`), `Engine.on_event`, every output through the worker's
-`OutputEncoder`, and the changed profiles every `batch` records through `encode_profile`. The
-Kafka side, the event-time merge across partitions and RocksDB are left out.
+``python -m rtim.bench.replay_digest [--events N] [--workload W] [--json PATH]`` generates the
+bench workload of W records (40 000, for 2 000 customers) for a fixed clock and seed, encodes
+it as the producers would (Avro), and runs its first N records through what the worker does
+with each in Python, in workload order, in one process: `Codec.decode`, `validate_record`,
+`make_event`, the event-time timers due before it (`Engine.on_timers`), `Engine.on_event`,
+every output through the worker's `OutputEncoder`, and the changed profiles every `batch`
+records through `encode_profile`. The Kafka side, the event-time merge across partitions
+and RocksDB are left out.
 
 It prints a SHA-256 digest over every encoded output and profile, in order, and over every
 final profile. Two uses:
@@ -14,8 +15,9 @@ final profile. Two uses:
 - an optimisation that must not change behaviour keeps the digest (and the counts) as they
   were: compare the output of two checkouts;
 - the same run is the workload for counting instructions (docs/performance.md): run it under
-  ``valgrind --tool=callgrind`` with two sizes and divide the difference by the difference in
-  events, so start-up and imports cancel out. Its digest does not depend on the hash seed.
+  ``valgrind --tool=callgrind`` with two values of N and divide the difference by the
+  difference in N: start-up, imports and generating the workload (the same W) cancel out.
+  Its digest does not depend on the hash seed.
 """
 
 from __future__ import annotations
@@ -38,15 +40,21 @@ DEFAULT_NOW_MS = 1_790_000_000_000  # the workload's fixed clock (2026-09-21)
 
 
 def replay_digest(
-    events: int = 40_000,
+    events: int | None = None,
     customers: int = 2_000,
     *,
+    workload: int = 40_000,
     seed: int = 7,
     now_ms: int = DEFAULT_NOW_MS,
     batch: int = 2_000,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Replay `events` records of the bench workload; their counts and digest (see module)."""
+    """Replay the first `events` (all if None) of a bench workload of `workload` records; their
+    counts and digest (see the module). ValueError if `events` is beyond the workload."""
+    if events is None:
+        events = workload
+    if not 1 <= events <= workload:
+        raise ValueError(f"events must be 1 to the workload's {workload}, got {events}")
     from rtim.bench.workload import WorkloadSpec, generate_split
     from rtim.core.engine import StepContext, StepResult
     from rtim.core.events import KIND_BY_TOPIC, make_event
@@ -61,7 +69,7 @@ def replay_digest(
     codec = Codec.from_settings(settings)
     strategy = load_configured_strategy(settings)
     offers = [(o.id, tuple(o.channels)) for o in strategy.offers]
-    preamble, mix = generate_split(WorkloadSpec(events, customers, seed, now_ms, offers=offers))
+    preamble, mix = generate_split(WorkloadSpec(workload, customers, seed, now_ms, offers=offers))
     records = [
         (KIND_BY_TOPIC[i.topic], i.schema, i.key.encode(), codec.encode(i.schema, i.record))
         for i in [*preamble, *mix]
@@ -116,6 +124,7 @@ def replay_digest(
         digest.update(encode_profile(profiles[customer_id]))
     return {
         "events": len(records),
+        "workload": workload,
         "customers": customers,
         "seed": seed,
         "now_ms": now_ms,
@@ -131,14 +140,17 @@ def replay_digest(
 def main(argv: list[str] | None = None) -> None:
     """Command line: print (and optionally write) the replay's counts and digest as JSON."""
     parser = argparse.ArgumentParser(prog="python -m rtim.bench.replay_digest")
-    parser.add_argument("--events", type=int, default=40_000)
+    parser.add_argument("--events", type=int, default=None, help="default: the whole workload")
+    parser.add_argument("--workload", type=int, default=40_000)
     parser.add_argument("--customers", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    if args.events < 1 or args.customers < 1:
-        parser.error("--events and --customers must be at least 1")
-    result = replay_digest(args.events, args.customers, seed=args.seed)
+    if args.workload < 1 or args.customers < 1:
+        parser.error("--workload and --customers must be at least 1")
+    if args.events is not None and not 1 <= args.events <= args.workload:
+        parser.error(f"--events must be 1 to --workload ({args.workload})")
+    result = replay_digest(args.events, args.customers, workload=args.workload, seed=args.seed)
     text = json.dumps(result, indent=2)
     if args.json is not None:
         args.json.write_text(text + "\n")

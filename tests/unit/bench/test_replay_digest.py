@@ -11,7 +11,7 @@ import pytest
 
 from rtim.bench.replay_digest import main, replay_digest
 
-_SMALL = {"events": 3_000, "customers": 150}
+_SMALL = {"workload": 3_000, "customers": 150}
 
 
 def test_a_replay_exercises_every_output_and_the_timers() -> None:
@@ -40,15 +40,21 @@ def test_the_digest_is_the_same_whatever_the_hash_seed() -> None:
 
 def test_a_different_workload_gives_a_different_digest() -> None:
     assert replay_digest(**_SMALL)["digest"] != replay_digest(**_SMALL, seed=8)["digest"]
-    shorter = replay_digest(events=2_999, customers=150)
+    shorter = replay_digest(2_999, **_SMALL)
+    assert shorter["events"] == 2_999
     assert shorter["digest"] != replay_digest(**_SMALL)["digest"]
+
+
+def test_a_replay_beyond_its_workload_is_refused() -> None:
+    with pytest.raises(ValueError, match="events must be 1 to the workload's 3000"):
+        replay_digest(3_001, **_SMALL)
 
 
 def test_bad_sizes_get_one_clear_line_and_a_non_zero_exit(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["--events", "0"])
+        main(["--workload", "100", "--events", "101"])
     assert exit_info.value.code != 0
     err = capsys.readouterr().err
-    assert err.strip().splitlines()[-1].endswith("--events and --customers must be at least 1")
+    assert err.strip().splitlines()[-1].endswith("--events must be 1 to --workload (100)")
