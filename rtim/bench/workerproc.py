@@ -61,31 +61,31 @@ def read_rss(pid: int) -> dict[str, int]:
     return out
 
 
+def _stat(path: Path) -> tuple[str, float] | None:
+    """(name, user + system CPU seconds) from a /proc ``stat`` file; None if it is gone."""
+    try:
+        head, rest = path.read_text().rsplit(")", 1)
+        fields = rest.split()
+        seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # fields 14, 15
+    except (OSError, ValueError, IndexError):
+        return None
+    return head.partition("(")[2], seconds
+
+
 def cpu_seconds(pid: int | None) -> float:
     """User + system CPU seconds used so far by process `pid` (all threads), from /proc."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14 and 15)
+    stat = _stat(Path(f"/proc/{pid}/stat")) if pid is not None else None
+    return stat[1] if stat is not None else 0.0
 
 
 def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
     """User + system CPU seconds so far of each live thread of process `pid`: {tid: (name,
     seconds)}, from /proc (librdkafka names its threads ``rdk:…``)."""
-    ticks = os.sysconf("SC_CLK_TCK")
     out: dict[int, tuple[str, float]] = {}
     for task in Path(f"/proc/{pid}/task").glob("[0-9]*"):
-        try:
-            head, rest = (task / "stat").read_text().rsplit(")", 1)
-        except (OSError, ValueError):
-            continue  # the thread ended
-        fields = rest.split()
-        name = head.split("(", 1)[1] if "(" in head else ""
-        out[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / ticks)
+        stat = _stat(task / "stat")
+        if stat is not None:  # else the thread ended
+            out[int(task.name)] = stat
     return out
 
 

@@ -242,19 +242,23 @@ def _compress(
     return tuple(out)
 
 
+def _full(packed: tuple[Any, ...], before: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The full packed features of a stored entry, given the full ones of the entry before."""
+    if not (packed and packed[0] == _DELTA and before):
+        return packed
+    full = list(before)
+    for i in range(1, len(packed) - 1, 2):
+        full[packed[i]] = packed[i + 1]
+    return tuple(full)
+
+
 def pending_attributions(profile: Profile) -> list[PendingAttribution]:
     """The profile's pending attributions, oldest first, each with its full packed features."""
     out: list[PendingAttribution] = []
     before: tuple[Any, ...] = ()
     for stored in profile.get("pending", ()):
-        packed = stored[7]
-        if packed and packed[0] == _DELTA and before:
-            full = list(before)
-            for i in range(1, len(packed) - 1, 2):
-                full[packed[i]] = packed[i + 1]
-            packed = tuple(full)
-        out.append((*stored[:7], packed))
-        before = packed
+        before = _full(stored[7], before)
+        out.append((*stored[:7], before))
     return out
 
 
@@ -262,13 +266,7 @@ def _last_features(stored: Sequence[PendingAttribution]) -> tuple[Any, ...] | No
     """The full packed features of the last of ``stored`` (compressed) entries, or None."""
     before: tuple[Any, ...] = ()
     for entry in stored:
-        packed = entry[7]
-        if packed and packed[0] == _DELTA and before:
-            full = list(before)
-            for i in range(1, len(packed) - 1, 2):
-                full[packed[i]] = packed[i + 1]
-            packed = tuple(full)
-        before = packed
+        before = _full(entry[7], before)
     return before if stored else None
 
 
