@@ -23,14 +23,13 @@ Nothing here is used by the worker; docs/performance.md reports the results.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rtim.bench import print_json
 from rtim.serde.codec import Codec
 from rtim.serde.fastencode import DecisionRecordEncoder
 
@@ -419,10 +418,7 @@ def main(argv: list[str] | None = None) -> None:
     result = run_prototypes(args.events, args.customers)
     if args.live:
         result["live_variants"] = live_variants()
-    text = json.dumps(result, indent=2)
-    if args.json is not None:
-        args.json.write_text(text + "\n")
-    sys.stdout.write(text + "\n")
+    print_json(result, args.json)
 
 
 if __name__ == "__main__":

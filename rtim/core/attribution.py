@@ -165,6 +165,10 @@ def without_timers(
     return tuple(t for t in timers if not drop(t))
 
 
+def _is_attribution(timer: TimerEntry) -> bool:
+    return timer[3] == TIMER_ATTRIBUTION
+
+
 def _store(profile: Profile, stored: tuple[PendingAttribution, ...]) -> Profile:
     """A copy of ``profile`` holding the pending entries ``stored`` (``_compress``-ed), with
     their timer."""
@@ -172,9 +176,9 @@ def _store(profile: Profile, stored: tuple[PendingAttribution, ...]) -> Profile:
     p["pending"] = stored
     # at most one attribution timer, due when the first window ends (compression keeps the
     # time and the window of every entry)
-    timers = tuple(t for t in p.get("timers", ()) if t[3] != TIMER_ATTRIBUTION)
+    timers = without_timers(p.get("timers", ()), _is_attribution)
     if stored:
-        due = min([e[1] + e[6] * 1000 for e in stored])
+        due = min(map(pending_expires_at, stored))
         timers = with_timer(timers, (due, "", "", TIMER_ATTRIBUTION))
     p["timers"] = timers
     return p
