@@ -419,6 +419,8 @@ class _OfferPlan:
     lever: float
     # (removed_by, reason) → the candidate, for the reasons that never change (see Candidate)
     removed: Mapping[tuple[str, str], Candidate]
+    # no gate reads `channel`: a decision over several channels evaluates the gates once
+    gates_once: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,6 +440,9 @@ class _Plan:
         self.enabled = frozenset(n for n, c in strategy.channels.items() if c.enabled)
         self.outbound = frozenset(strategy.outbound_channels)
         suppress = strategy.rules_of_kind("suppress")
+        self.channel_free = frozenset(
+            r.name for r in suppress if r.when is None or "channel" not in r.when.features
+        )
         consent = strategy.rules_of_kind("consent")
         caps = strategy.rules_of_kind("contact_cap")
         weights = strategy.arbitration.context_weights
@@ -452,6 +457,7 @@ class _Plan:
                 tuple(w for w in weights if w.targets(o)),
                 strategy.lever(o),
                 _fixed_removals(o, strategy.channels),
+                all("channel" not in cond.features for _stage, cond in o.gates),
             )
             for o in strategy.offers
         }
@@ -726,16 +732,32 @@ def _check(
     op: _OfferPlan, ch: str, channel: Channel, f: Features, ctx: _Ctx
 ) -> tuple[str, str] | None:
     """The first check that removes ``op`` on ``ch``: (removed_by, reason), or None."""
-    offer = op.offer
-    for stage, cond in offer.gates:
+    for stage, cond in op.offer.gates:
         if not cond.evaluate(f):
             return stage, cond.explain(f) if ctx.explain else cond.source
+    return _check_rules(op, ch, channel, f, ctx)
+
+
+def _check_gates(op: _OfferPlan, f: Features, ctx: _Ctx) -> tuple[str, str] | None:
+    """The first gate of ``op`` that fails on ``f``: (stage, reason), or None."""
+    for stage, cond in op.offer.gates:
+        if not cond.evaluate(f):
+            return stage, cond.explain(f) if ctx.explain else cond.source
+    return None
+
+
+def _check_rules(
+    op: _OfferPlan, ch: str, channel: Channel, f: Features, ctx: _Ctx
+) -> tuple[str, str] | None:
+    """The first check after the gates that removes ``op`` on ``ch`` (see ``_check``)."""
+    offer = op.offer
     memo = ctx.memo
     for rule in op.suppress:
         if rule.channels and ch not in rule.channels:
             continue
         if rule.scope == "customer":
-            key = (rule.name, ch)
+            # one verdict for every channel, unless the rule's condition reads the channel
+            key = (rule.name, "*" if rule.name in ctx.plan.channel_free else ch)
             if key in memo:
                 why = memo[key]
             else:
@@ -1018,10 +1040,13 @@ def decide(  # noqa: PLR0917 - the positional signature is the documented API
             best = (net, ch, p, n)
         else:
             fails: list[tuple[str, str]] = []
+            # gates that do not read the channel fail or pass on every channel alike
+            gate = _check_gates(op, features, ctx) if op.gates_once else None
+            check = _check_rules if op.gates_once else _check
             for ch, chan, f in lanes:
                 if ch not in op.channels:
                     continue
-                fail = _check(op, ch, chan, f, ctx)
+                fail = gate or check(op, ch, chan, f, ctx)
                 if fail is not None:
                     if fail[0] == QUIET_HOURS:
                         quiet_channels.add(ch)

@@ -765,6 +765,48 @@ def test_timers_survive_a_restart() -> None:
     assert sim.profile == restored.profile
 
 
+CHANNEL_READING = parse_strategy(
+    """
+strategy_version: "1"
+channels:
+  email: {direction: outbound, cost: 0.01}
+  push: {direction: outbound, cost: 0.01}
+  sms: {direction: outbound, cost: 0.01}
+offers:
+  - {id: push_only, category: upsell, value: 1, channels: [email, push, sms],
+     applicability: channel == "push"}
+  - {id: adult, category: upsell, value: 2, channels: [email, push, sms], eligibility: age >= 18}
+  - {id: senior, category: upsell, value: 3, channels: [email, push, sms], eligibility: age >= 65}
+rules:
+  - {name: no_sms_to_adults, kind: suppress, channels: [sms, push], when: channel == "sms"}
+triggers:
+  - {name: hello, on: login, channels: [email, push, sms]}
+""",
+    "channel-reading.yaml",
+)
+
+
+@pytest.mark.parametrize("explain", [False, True])
+def test_a_decision_over_several_channels_evaluates_what_reads_the_channel_per_channel(
+    explain: bool,
+) -> None:
+    # the gates and rules that do not read `channel` are evaluated once for all channels
+    # (a shortcut); those that do must still see each channel
+    (trigger,) = CHANNEL_READING.triggers
+    features = {"age": 30, **{f"consent.{ch}": True for ch in ("email", "push", "sms")}}
+    trigger_of = DecisionTrigger.for_trigger(trigger, "login-1")
+    result = decide(
+        new_profile("c1"), features, trigger_of, CHANNEL_READING, None, T0, decision_rng("d"),
+        explain=explain,
+    )  # fmt: skip
+    by_offer = {c.offer_id: c for c in result.candidates}
+    assert set(by_offer["push_only"].channel_scores) == {"push"}
+    assert set(by_offer["adult"].channel_scores) == {"email", "push"}  # suppressed on sms only
+    senior = by_offer["senior"]
+    assert (senior.eligible, senior.removed_by) == (False, "eligibility")
+    assert senior.removed_reason == ("age >= 65 (age = 30)" if explain else "age >= 65")
+
+
 def test_outbound_slate_goes_out_on_one_channel() -> None:
     strategy = example_with(
         ("    categories: [cross_sell, insurance, loan]\n    cooldown: 7d",
