@@ -732,10 +732,7 @@ def _check(
     op: _OfferPlan, ch: str, channel: Channel, f: Features, ctx: _Ctx
 ) -> tuple[str, str] | None:
     """The first check that removes ``op`` on ``ch``: (removed_by, reason), or None."""
-    for stage, cond in op.offer.gates:
-        if not cond.evaluate(f):
-            return stage, cond.explain(f) if ctx.explain else cond.source
-    return _check_rules(op, ch, channel, f, ctx)
+    return _check_gates(op, f, ctx) or _check_rules(op, ch, channel, f, ctx)
 
 
 def _check_gates(op: _OfferPlan, f: Features, ctx: _Ctx) -> tuple[str, str] | None:
