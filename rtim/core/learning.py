@@ -68,19 +68,32 @@ def vectorize(x: Mapping[str, FeatureValue], channel: str) -> dict[str, float]:
 def _with_channel(
     base: dict[str, float], x: Mapping[str, FeatureValue], channel: str
 ) -> dict[str, float]:
-    out = {**base, "channel=" + channel: 1.0}
+    return {**base, **dict.fromkeys(_channel_indicators(x, channel), 1.0)}
+
+
+def _channel_indicators(x: Mapping[str, FeatureValue], channel: str) -> tuple[str, ...]:
+    """The one-hot names the channel adds: the channel, and its cross with the segment."""
     segment = x.get("segment")
-    if segment is not None:
-        out[f"channel={channel}|segment={segment}"] = 1.0
-    return out
+    if segment is None:
+        return ("channel=" + channel,)
+    return ("channel=" + channel, f"channel={channel}|segment={segment}")
 
 
 def _base_vector(x: Mapping[str, FeatureValue]) -> dict[str, float]:
     out: dict[str, float] = {}
+    # once per scored decision over ~50 features: the plain types by identity, the rest below
+    log1p, copysign, isfinite = math.log1p, math.copysign, math.isfinite
     for name, value in x.items():
-        if value is None:
+        kind = type(value)
+        if kind is float or kind is int:
+            number = float(value)  # type: ignore[arg-type]  # mypy does not narrow by type()
+            if isfinite(number):
+                out[name] = copysign(log1p(abs(number)), number)
+        elif kind is str:
+            out[f"{name}={value}"] = 1.0
+        elif value is None:
             continue
-        if isinstance(value, bool):
+        elif isinstance(value, bool):
             out[name] = 1.0 if value else 0.0
         elif isinstance(value, int | float):
             if math.isfinite(value):
@@ -117,12 +130,21 @@ class LinearScorer:
 
     def predict(self, x: Mapping[str, float]) -> float:
         """P(response) for a vectorized input."""
+        return self.predict_with(x, ())
+
+    def predict_with(self, base: Mapping[str, float], indicators: tuple[str, ...]) -> float:
+        """`predict` of ``base`` with the one-hot ``indicators`` (value 1.0) added, without
+        building that dict: the same terms summed in the same order, so the same float."""
         z = self.intercept
-        terms = self.terms
-        for name, value in x.items():
-            term = terms.get(name)
+        get = self.terms.get
+        for name, value in base.items():
+            term = get(name)
             if term is not None:
                 z += term[0] * value + term[1]
+        for name in indicators:
+            term = get(name)
+            if term is not None:
+                z += term[0] * 1.0 + term[1]
         if z < -30:
             return math.exp(z)
         return 1.0 / (1.0 + math.exp(-z))
@@ -252,7 +274,15 @@ class ModelSet:
             return None
         if x is not self._last_x:
             self._last_x, self._last_base = x, _base_vector(x)
-        return scorer.predict(_with_channel(self._last_base, x, channel)), scorer.examples
+        base = self._last_base
+        indicators = _channel_indicators(x, channel)
+        if indicators[0] in base or indicators[-1] in base:
+            # a feature's one-hot already (the request's channel feature): the dict the
+            # scorer means holds it once, where the base has it
+            if any(base.get(n, 1.0) != 1.0 for n in indicators):
+                return scorer.predict(_with_channel(base, x, channel)), scorer.examples
+            indicators = tuple(n for n in indicators if n not in base)
+        return scorer.predict_with(base, indicators), scorer.examples
 
     def with_scorer(self, model_id: str, scorer: LinearScorer, version: str) -> ModelSet:
         """A new set with one model replaced (sets are swapped, never mutated)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -48,6 +49,60 @@ def test_folded_scorer_equals_river(x: dict[str, object]) -> None:
     vec = vectorize(x, "email")  # type: ignore[arg-type]
     river_p = model.predict(vec)
     assert LinearScorer.from_model(model).predict(vec) == pytest.approx(river_p, abs=1e-9)
+
+
+_CHANNELS = ["email", "web", "sms"]
+snapshot_values = st.one_of(
+    feature_values,
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(2**62), 2**62),
+    st.sampled_from(_CHANNELS),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["age", "segment", "vip", "cart", "channel", "trigger", "attr.x"]),
+        snapshot_values,
+    ),
+    st.lists(st.sampled_from(_CHANNELS), min_size=1, max_size=4),
+    st.randoms(use_true_random=False),
+)
+def test_a_model_set_scores_exactly_what_the_scorer_gives_the_vectorized_snapshot(
+    x: dict[str, object], channels: list[str], rng: random.Random
+) -> None:
+    # the decider's path (one base vector per snapshot, the channel's one-hots added without a
+    # copy) must give the very float the documented vectorize + predict gives, for each channel
+    # of one snapshot in turn, also where the request's channel feature is the candidate's
+    names = [*vectorize(x, "web"), *(f"channel={c}" for c in _CHANNELS), "age", "cart"]  # type: ignore[arg-type]
+    names += [f"channel={c}|segment={s}" for c in _CHANNELS for s in ("gold", "silver", "basic")]
+    terms = {n: (rng.uniform(-2, 2), rng.uniform(-1, 1)) for n in names if rng.random() < 0.8}
+    scorer = LinearScorer(rng.uniform(-1, 1), terms, 7)
+    models = ModelSet({"offer.x": scorer}, "m1")
+    for channel in channels:
+        assert models.predict("x", channel, x) == (scorer.predict(vectorize(x, channel)), 7)  # type: ignore[arg-type]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), snapshot_values), st.sampled_from(_CHANNELS))
+def test_vectorize_squashes_numbers_and_one_hots_the_rest(
+    x: dict[str, object], channel: str
+) -> None:
+    expected: dict[str, float] = {}
+    for name, value in x.items():
+        if isinstance(value, bool):
+            expected[name] = float(value)
+        elif isinstance(value, int | float):
+            if math.isfinite(value):
+                expected[name] = math.copysign(math.log1p(abs(value)), value)
+        elif value is not None:
+            expected[f"{name}={value}"] = 1.0
+    expected["channel=" + channel] = 1.0
+    if x.get("segment") is not None:
+        expected[f"channel={channel}|segment={x['segment']}"] = 1.0
+    got = vectorize(x, channel)  # type: ignore[arg-type]
+    assert list(got.items()) == list(expected.items())  # the same floats in the same order
 
 
 def test_learning_separates_responders_from_the_rest() -> None:
