@@ -80,6 +80,7 @@ from rtim.core.engine import Emit, StepContext
 from rtim.core.events import Event
 from rtim.core.features import Features, FeatureSubset, FeatureValue, compute_features
 from rtim.core.profile import DAY_MS, Contact, Profile, TimerEntry
+from rtim.core.randomness import DecisionRandom
 from rtim.core.strategy import (
     CONTACT,
     Channel,
@@ -192,7 +193,7 @@ def decision_id_for(trigger_type: str, trigger_id: str, name: str | None = None)
 def decision_rng(decision_id: str, seed: int = 0) -> random.Random:
     """The random source of one decision: the same id and seed give the same draws."""
     digest = hashlib.blake2b(f"{seed}\x00{decision_id}".encode(), digest_size=8).digest()
-    return random.Random(int.from_bytes(digest, "little"))
+    return DecisionRandom(int.from_bytes(digest, "little"))
 
 
 def event_signals(event: Event) -> tuple[str, ...]:
