@@ -55,8 +55,14 @@ _MAY_ACCEPT: Final[dict[str, frozenset[type]]] = {
 }
 
 
+# the one-byte longs, -64 to 63: most lengths, counts and small offsets
+_ONE_BYTE: Final = tuple(bytes(((n << 1) ^ (n >> 63),)) for n in range(-64, 64))
+
+
 def zigzag(n: int) -> bytes:
     """An Avro long (zigzag, base-128 varint); ValueError beyond a long."""
+    if -64 <= n < 64:
+        return _ONE_BYTE[n + 64]  # TypeError for a float, as the shifts below would raise
     if not _LONG[0] <= n <= _LONG[1]:
         raise ValueError("beyond a long")
     z = (n << 1) ^ (n >> 63)

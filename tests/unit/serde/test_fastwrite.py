@@ -115,3 +115,9 @@ def test_zigzag_at_the_edges_of_one_byte_and_of_a_long(n: int) -> None:
 def test_zigzag_refuses_beyond_a_long(n: int) -> None:
     with pytest.raises(ValueError, match="beyond a long"):
         zigzag(n)
+
+
+@pytest.mark.parametrize("n", [1.0, -3.0, 1e10])
+def test_zigzag_refuses_a_float_in_or_beyond_one_byte(n: float) -> None:
+    with pytest.raises(TypeError):
+        zigzag(n)  # type: ignore[arg-type]
