@@ -62,6 +62,8 @@ class DecisionRandom(random.Random):
         if self._left and 0 < k <= 64:
             self._left -= 1
             return self._next64() >> (64 - k)
+        if k <= 0:  # 0 for no bits, ValueError below: nothing drawn
+            return super().getrandbits(k)
         if not self._twister:
             self._start_twister()
         return super().getrandbits(k)

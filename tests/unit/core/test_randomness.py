@@ -73,6 +73,16 @@ def test_bits_and_floats_stay_in_range(seed: int, k: int, skip: int) -> None:
     assert 0 <= r.getrandbits(k) < 2**k
     assert 0.0 <= r.random() < 1.0
     assert r.getrandbits(0) == 0
+    with pytest.raises(ValueError):
+        r.getrandbits(-1)
+
+
+def test_drawing_no_bits_draws_nothing() -> None:
+    r, reference = DecisionRandom(11), DecisionRandom(11)
+    assert r.getrandbits(0) == 0
+    assert [r.random() for _ in range(FAST_DRAWS + 2)] == [
+        reference.random() for _ in range(FAST_DRAWS + 2)
+    ]
 
 
 def test_different_seeds_draw_differently_and_evenly() -> None:
