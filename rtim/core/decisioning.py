@@ -1023,7 +1023,7 @@ def decide(  # noqa: PLR0917 - the positional signature is the documented API
     for op in ops:
         offer = op.offer
         best: tuple[float, str, float, float] | None = None
-        scores: dict[str, float] = {}
+        scores: dict[str, float]
         if single is not None:  # a request: one channel, the common and hot case
             ch, chan, f = single
             fail = _check(op, ch, chan, f, ctx) if ch in op.channels else _NOT_ALLOWED
@@ -1034,9 +1034,10 @@ def decide(  # noqa: PLR0917 - the positional signature is the documented API
                 continue
             p, n = (offer.prior_for(ch), 0.0) if x is None else _blend(models, offer, ch, x, k)
             net = p * offer.value - chan.cost
-            scores[ch] = net
+            scores = {ch: net}  # only for a candidate that is not removed: most are
             best = (net, ch, p, n)
         else:
+            scores = {}
             fails: list[tuple[str, str]] = []
             # gates that do not read the channel fail or pass on every channel alike
             gate = _check_gates(op, features, ctx) if op.gates_once else None
