@@ -670,14 +670,11 @@ class CustomerWorker:
         ts: int | None = None,
         partition: int | None = None,
     ) -> None:
-        kwargs: dict[str, Any] = {"on_delivery": self._on_delivery}
-        if ts:
-            kwargs["timestamp"] = ts
-        if partition is not None:
-            kwargs["partition"] = partition
+        # -1: the partitioner's choice; timestamp 0: the producer's clock (the client's defaults)
+        to, at, report = -1 if partition is None else partition, ts or 0, self._on_delivery
         while True:
             try:
-                producer.produce(topic, value, key, **kwargs)
+                producer.produce(topic, value, key, partition=to, on_delivery=report, timestamp=at)
                 return
             except BufferError:
                 producer.poll(0.05)  # local queue full: let deliveries drain
