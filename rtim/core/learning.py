@@ -55,11 +55,6 @@ def model_id_for(offer_id: str, channel: str) -> str:
     return "offer." + offer_id
 
 
-def _squash(v: float) -> float:
-    # amounts and durations are heavy-tailed; a signed log keeps one whale from owning the scaler
-    return math.copysign(math.log1p(abs(v)), v)
-
-
 def vectorize(x: Mapping[str, FeatureValue], channel: str) -> dict[str, float]:
     """Turn a model-feature dict into River's input: numbers squashed, strings one-hot."""
     return _with_channel(_base_vector(x), x, channel)
@@ -81,23 +76,22 @@ def _channel_indicators(x: Mapping[str, FeatureValue], channel: str) -> tuple[st
 
 def _base_vector(x: Mapping[str, FeatureValue]) -> dict[str, float]:
     out: dict[str, float] = {}
-    # once per scored decision over ~50 features: the plain types by identity, the rest below
+    # once per scored decision (15 model features): the plain types by identity first
     log1p, copysign, isfinite = math.log1p, math.copysign, math.isfinite
     for name, value in x.items():
         kind = type(value)
-        if kind is float or kind is int:
-            number = float(value)  # type: ignore[arg-type]  # mypy does not narrow by type()
-            if isfinite(number):
-                out[name] = copysign(log1p(abs(number)), number)
-        elif kind is str:
+        if kind is str:
             out[f"{name}={value}"] = 1.0
         elif value is None:
             continue
-        elif isinstance(value, bool):
+        elif kind is bool:
             out[name] = 1.0 if value else 0.0
-        elif isinstance(value, int | float):
-            if math.isfinite(value):
-                out[name] = _squash(float(value))
+        elif kind is float or kind is int or isinstance(value, int | float):
+            # amounts and durations are heavy-tailed: a signed log keeps one whale from owning
+            # the scaler
+            number = float(value)
+            if isfinite(number):
+                out[name] = copysign(log1p(abs(number)), number)
         else:
             out[f"{name}={value}"] = 1.0
     return out
@@ -144,7 +138,7 @@ class LinearScorer:
         for name in indicators:
             term = get(name)
             if term is not None:
-                z += term[0] * 1.0 + term[1]
+                z += term[0] + term[1]  # value 1.0: the same float as term[0] * 1.0
         if z < -30:
             return math.exp(z)
         return 1.0 / (1.0 + math.exp(-z))

@@ -670,8 +670,10 @@ class CustomerWorker:
         ts: int | None = None,
         partition: int | None = None,
     ) -> None:
-        # -1: the partitioner's choice; timestamp 0: the producer's clock (the client's defaults)
-        to, at, report = -1 if partition is None else partition, ts or 0, self._on_delivery
+        # the client's own defaults, passed without a kwargs dict per record
+        to = -1 if partition is None else partition  # -1: the partitioner's choice
+        at = ts or 0  # 0: the producer's clock
+        report = self._on_delivery
         while True:
             try:
                 producer.produce(topic, value, key, partition=to, on_delivery=report, timestamp=at)

@@ -66,10 +66,7 @@ snapshot_values = st.one_of(
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.dictionaries(
-        st.sampled_from(_SNAPSHOT_NAMES),
-        snapshot_values,
-    ),
+    st.dictionaries(st.sampled_from(_SNAPSHOT_NAMES), snapshot_values),
     st.lists(st.sampled_from(_CHANNELS), min_size=1, max_size=4),
     st.randoms(use_true_random=False),
 )
