@@ -4,10 +4,8 @@
     segment in ["gold", "platinum"] and cart_value > 50
     not has_open_complaint or minutes_since_complaint > 60
 
-A condition is parsed once into a tree of frozen nodes and compiled: into one generated Python
-function that evaluates the whole tree inline (feature names and literals are bound to it as
-values; the text as written is never handed to ``eval``/``exec``), and into closures per node,
-which `Condition.explain` uses. Evaluation never raises: a missing feature is null, ordering
+A condition is parsed once into a tree of frozen nodes and compiled into Python closures; it is
+never handed to ``eval``/``exec``. Evaluation never raises: a missing feature is null, ordering
 comparisons with null or across types are false, equality with null works. ``docs/strategy.md``
 is the reference for users.
 """
@@ -751,112 +749,6 @@ def _compile_or(parts: list[Predicate]) -> Predicate:
     return or_n
 
 
-# --- generated evaluation ---------------------------------------------------------------------
-# The closures above call one another per clause (and2 -> order_num -> ...). For evaluation the
-# whole tree is also written as one Python function: the same tests, inline. Only this module's
-# templates become source; every feature name and literal is bound as a value of the factory
-# (n0, c0, ...), never written into the text, so nothing the user typed is compiled.
-
-_GENERATED_MAX_NODES: Final = 64  # beyond: the closures (a deep tree would nest too far)
-
-
-class _TooBigError(Exception):
-    pass
-
-
-class _Source:
-    """Builds the expression of a tree and the values it refers to."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, object] = {}
-        self.nodes = 0
-
-    def bind(self, prefix: str, value: object) -> str:
-        name = f"{prefix}{len(self.values)}"
-        self.values[name] = value
-        return name
-
-    def expr(self, node: Node) -> str:
-        self.nodes += 1
-        if self.nodes > _GENERATED_MAX_NODES:
-            raise _TooBigError
-        if isinstance(node, Compare):
-            return self.compare(node)
-        if isinstance(node, Membership):
-            return self.membership(node)
-        if isinstance(node, NullCheck):
-            if isinstance(node.operand, Const):
-                return repr((node.operand.value is None) != node.negated)
-            test = "is not" if node.negated else "is"
-            return f"(get({self.bind('n', node.operand.name)}) {test} None)"
-        if isinstance(node, Truthy):
-            if isinstance(node.operand, Const):
-                return repr(_truthy(node.operand.value))
-            name = self.bind("n", node.operand.name)
-            return f"(v if type(v := get({name})) is bool else truthy(v))"
-        if isinstance(node, Not):
-            return f"(not {self.expr(node.operand)})"
-        joiner = " and " if isinstance(node, And) else " or "
-        return "(" + joiner.join(self.expr(item) for item in node.operands) + ")"
-
-    def compare(self, node: Compare) -> str:
-        op, left, right = node.op, node.left, node.right
-        if isinstance(left, Const) and isinstance(right, Const):
-            return repr(_CMP[op](left.value, right.value))
-        if isinstance(left, Const):
-            left, right, op = right, left, _FLIP[op]
-        assert isinstance(left, Feature)
-        name = self.bind("n", left.name)
-        generic = self.bind("g", _CMP[op])
-        if isinstance(right, Feature):
-            return f"{generic}(get({name}), get({self.bind('n', right.name)}))"
-        lit = right.value
-        if lit is None or isinstance(lit, bool):
-            if op in ("==", "!="):
-                test = "is" if op == "==" else "is not"
-                return f"(get({name}) {test} {self.bind('c', lit)})"
-            return "False"  # ordering with null or a boolean is always false
-        c = self.bind("c", lit)
-        fallback = f"not eq(v, {c})" if op == "!=" else f"{generic}(v, {c})"
-        if isinstance(lit, str):
-            return f"(v {op} {c} if type(v := get({name})) is str else {fallback})"
-        kind = f"((t := type(v := get({name}))) is int or t is float)"
-        return f"(v {op} {c} if {kind} else {fallback})"
-
-    def membership(self, node: Membership) -> str:
-        values, negated, operand = node.values, node.negated, node.operand
-        if isinstance(operand, Const):
-            return repr(_member(operand.value, values) != negated)
-        name = self.bind("n", operand.name)
-        listed = self.bind("c", values)
-        if values and all(type(v) is str for v in values):
-            strings = self.bind("c", frozenset(values))
-            found = f"(v in {strings} if type(v := get({name})) is str else member(v, {listed}))"
-            return f"(not {found})" if negated else found
-        return f"(member(get({name}), {listed}) != {negated!r})"
-
-
-def _generate(node: Node) -> Predicate | None:
-    """One function evaluating the whole tree, or None (too large: use the closures)."""
-    source = _Source()
-    try:
-        body = source.expr(node)
-    except _TooBigError:
-        return None
-    params = ", ".join(source.values)
-    text = (
-        f"def make({params}):\n"
-        "    def condition(f):\n"
-        "        get = f.get\n"
-        f"        return {body}\n"
-        "    return condition\n"
-    )
-    namespace: dict[str, Any] = {"eq": _eq, "member": _member, "truthy": _truthy}
-    exec(compile(text, "<condition>", "exec"), namespace)  # our templates only
-    predicate: Predicate = namespace["make"](**source.values)
-    return predicate
-
-
 def _operand_features(operand: Operand) -> list[str]:
     return [operand.name] if isinstance(operand, Feature) else []
 
@@ -907,9 +799,7 @@ class Condition:
         self.source = source
         self.ast = parse_condition(source)
         self._preds: dict[int, Predicate] = {}
-        # the closures stay: `explain` evaluates the sub-trees with them
-        closures = _compile(self.ast, self._preds)
-        self.evaluate = _generate(self.ast) or closures
+        self.evaluate = _compile(self.ast, self._preds)
         self.features = frozenset(_all_features(self.ast))
 
     def __call__(self, features: Features) -> bool:
