@@ -1483,6 +1483,8 @@ class StrategyDecider:
         """Remember the latest time of signals that suppress rules count from, until the
         longest ``within`` of those rules (bounded by the strategy: see ``_Plan``)."""
         specs, horizon = self._plan.signals, self._plan.signal_horizon
+        if specs.keys().isdisjoint(signals):  # most events: no rule counts from their signals
+            return p
         keys: list[str] = []
         for signal in signals:
             spec = specs.get(signal)

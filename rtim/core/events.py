@@ -66,7 +66,11 @@ def make_event(kind: str, record: dict[str, Any], offset: int = -1) -> Event:
         event_id = record.get("event_id") or record["request_id"]
     else:
         event_id = record["event_id"]
-    return Event(kind, event_id, record["customer_id"], record["ts"], record, offset)
+    # the tuple built directly: the named tuple's own __new__ is a Python call (~2x the cost)
+    return _new_tuple(Event, (kind, event_id, record["customer_id"], record["ts"], record, offset))
+
+
+_new_tuple: Final = tuple.__new__
 
 
 def event_hash(event_id: str) -> int:
