@@ -1,12 +1,14 @@
-"""The bench's per-thread CPU reading (/proc) that splits the worker's CPU by thread."""
+"""The bench's per-thread CPU reading (/proc) that splits the worker's CPU by thread, and its
+stack sampler."""
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 
-from rtim.bench.workerproc import cpu_seconds, thread_cpu
+from rtim.bench.workerproc import _Sampler, cpu_seconds, thread_cpu
 
 
 def test_a_busy_thread_is_charged_its_own_cpu_and_a_waiting_one_none() -> None:
@@ -43,3 +45,36 @@ def test_a_busy_thread_is_charged_its_own_cpu_and_a_waiting_one_none() -> None:
 
 def test_a_process_that_is_gone_has_no_threads() -> None:
     assert thread_cpu(2**22 + 12345) == {}
+
+
+def test_the_sampler_lands_where_the_time_goes_not_where_the_gil_is_let_go() -> None:
+    """A thread spends ~20 % of its time in a blocking call (the GIL let go) and the rest in
+    Python: the sampled share of the blocking call is near 20 %, not near all of it (with the
+    default 5 ms switch interval, samples wait for the next blocking call)."""
+    switch = sys.getswitchinterval()
+
+    def blocking() -> None:
+        time.sleep(0.001)
+
+    def python(seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    def work() -> None:
+        end = time.perf_counter() + 1.5
+        while time.perf_counter() < end:
+            python(0.004)
+            blocking()
+
+    target = threading.Thread(target=work)
+    target.start()
+    sampler = _Sampler(target, 0.001)
+    target.join()
+    sampler.join(10)
+    assert sys.getswitchinterval() == switch  # restored when the target ended
+    result = sampler.result(top=50)
+    shares = dict(result["exclusive_pct"])
+    blocked = sum(v for k, v in shares.items() if k.endswith(":blocking"))
+    assert result["samples"] > 200
+    assert 5 < blocked < 50, shares
