@@ -153,6 +153,7 @@ class CustomerWorker:
         self._start_offsets: dict[tuple[str, int], int] = {}  # where each input starts reading
         self._drained = True  # the last poll emptied the local fetch queue
         self._changelog = settings.topic(CHANGELOG_TOPIC)
+        self._output_topics: dict[str, str] = {}  # logical -> physical name of each output
         self._state_dir = Path(settings.data_dir) / "customer"
         self._delivery_errors: list[str] = []
         # this batch's applied steps: (customer, first emit, end of its emits, event or None
@@ -650,8 +651,11 @@ class CustomerWorker:
         errors = self._delivery_errors
         pending = 0
         encode = self._outputs.encode
+        physical, topic_of = self._output_topics, self.settings.topic
         for emit in emits:
-            topic = self.settings.topic(emit.topic)
+            topic = physical.get(emit.topic)
+            if topic is None:  # a handful of output topics: their names once
+                topic = physical[emit.topic] = topic_of(emit.topic)
             value = encode(emit.schema, emit.record, topic)
             self._produce(producer, topic, emit.key.encode(), value, ts=emit.record.get("ts"))
             pending += 1
