@@ -60,6 +60,9 @@ class Event(NamedTuple):
     offset: int = -1
 
 
+_new_tuple: Final = tuple.__new__
+
+
 def make_event(kind: str, record: dict[str, Any], offset: int = -1) -> Event:
     """Build an Event from a decoded record of the schema that belongs to `kind`."""
     if kind == "request":
@@ -68,9 +71,6 @@ def make_event(kind: str, record: dict[str, Any], offset: int = -1) -> Event:
         event_id = record["event_id"]
     # the tuple built directly: the named tuple's own __new__ is a Python call (~2x the cost)
     return _new_tuple(Event, (kind, event_id, record["customer_id"], record["ts"], record, offset))
-
-
-_new_tuple: Final = tuple.__new__
 
 
 def event_hash(event_id: str) -> int:

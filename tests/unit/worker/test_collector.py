@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -45,3 +46,55 @@ def test_untuned_collector_keeps_cpythons_defaults() -> None:
     assert tune_collector(False) == 0
     assert gc.get_threshold() == thresholds
     assert gc.get_freeze_count() == frozen
+
+
+def test_the_per_record_work_makes_no_reference_cycles() -> None:
+    """What the young generation's threshold relies on: the per-record work on the bench
+    workload (every input kind, decisions, timers, outputs and profiles encoded) leaves nothing
+    for the cyclic collector, so rare young collections only delay work that finds no garbage."""
+    from rtim.bench.workload import WorkloadSpec, generate
+    from rtim.core.engine import StepContext
+    from rtim.core.events import KIND_BY_TOPIC, make_event
+    from rtim.core.learning import ModelSet
+    from rtim.core.profile import Profile, encode_profile, new_profile
+    from rtim.serde.codec import Codec
+    from rtim.serde.fastencode import OutputEncoder
+    from rtim.settings import Settings
+    from rtim.worker.service import build_engine, load_configured_strategy
+
+    settings = Settings()
+    strategy = load_configured_strategy(settings)
+    offers = [(o.id, tuple(o.channels)) for o in strategy.offers]
+    items = list(generate(WorkloadSpec(12_000, 500, 3, 1_790_000_000_000, offers=offers)))
+    engine = build_engine(settings, strategy, ModelSet())
+    outputs = OutputEncoder(Codec())
+    profiles: dict[str, Profile] = {}
+    ctx = StepContext(0, {})
+    counts = {"emits": 0, "timers": 0}
+
+    def step(customer_id: str, result: Any) -> None:
+        if result.applied:
+            profiles[customer_id] = result.profile
+            encode_profile(result.profile)
+            for emit in result.emits:
+                outputs.encode(emit.schema, emit.record)
+                counts["emits"] += 1
+
+    gc.collect()
+    gc.disable()
+    try:
+        for offset, item in enumerate(items):
+            event = make_event(KIND_BY_TOPIC[item.topic], item.record, offset)
+            profile = profiles.get(event.customer_id) or new_profile(event.customer_id)
+            if profile.get("timers") and profile["timers"][0][0] <= event.ts:
+                result = engine.on_timers(profile, event.ts, ctx)
+                counts["timers"] += result.applied
+                step(event.customer_id, result)
+                profile = profiles[event.customer_id]
+            step(event.customer_id, engine.on_event(profile, event, ctx))
+        found = gc.collect()
+    finally:
+        gc.enable()
+    assert counts["emits"] > 1_000
+    assert counts["timers"] > 0
+    assert found == 0
