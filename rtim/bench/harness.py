@@ -324,6 +324,7 @@ class _CpuMeter:
             progress.ack_wait_s,
             progress.flushes,
         )
+        self.collector_s, self.collections = progress.collector_s, progress.collections
         self.worker_cpu = worker.cpu()
         self.split = worker.cpu_split()
         self.learner_cpu = worker.learner_cpu()
@@ -353,6 +354,11 @@ class _CpuMeter:
             "pipeline_busy_share": round(split["pipeline"] / wall, 3) if wall else None,
             "ack_wait_share": round(ack_wait / wall, 3) if wall else None,
             "flushes": progress.flushes - self.flushes,
+            # the cyclic garbage collector's share of the time (RTIM_GC_TUNED), and its runs
+            "collector_share": round((progress.collector_s - self.collector_s) / wall, 3)
+            if wall
+            else None,
+            "collections": progress.collections - self.collections,
             # the learner's own process (RTIM_LEARNER_PROCESS), not in the worker's figures
             "learner_cpu_s": round(self.worker.learner_cpu() - self.learner_cpu, 2),
         }

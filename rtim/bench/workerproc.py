@@ -10,6 +10,7 @@ thread runs under cProfile and the stats are dumped there when it stops.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import sys
@@ -25,9 +26,10 @@ from rtim.settings import Settings
 
 __all__ = ["Progress", "WorkerProcess", "child_pids", "cpu_seconds", "read_rss", "thread_cpu"]
 
-# slots of the shared progress array (_TID: the pipeline thread's native id)
+# slots of the shared progress array (_TID: the pipeline thread's native id; _GC_S and
+# _COLLECTIONS: the cyclic collector's time and runs, kept up to date by its callback)
 _T, _RECORDS, _APPLIED, _DECISIONS, _DEAD, _TIMERS, _BATCHES, _ACK_WAIT, _FLUSHES = range(9)
-_STATE, _TID = 9, 10
+_STATE, _TID, _GC_S, _COLLECTIONS = 9, 10, 11, 12
 _RUNNING, _STOPPED, _FAILED = 1.0, 2.0, 3.0
 _DECISION_PREFIX = "rtim.decisions."
 
@@ -45,6 +47,8 @@ class Progress:
     batches: int
     ack_wait_s: float  # waiting for the broker's acknowledgements, in total
     flushes: int
+    collector_s: float = 0.0  # in the cyclic garbage collector (any thread), in total
+    collections: int = 0
 
 
 def read_rss(pid: int) -> dict[str, int]:
@@ -116,7 +120,7 @@ class WorkerProcess:
         sample_ms: float = 0.0,
     ) -> None:
         ctx = mp.get_context("spawn")
-        self._shared = ctx.Array("d", 11, lock=False)
+        self._shared = ctx.Array("d", 13, lock=False)
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(
             target=_child,
@@ -138,8 +142,9 @@ class WorkerProcess:
     def progress(self) -> Progress:
         """The counters after the worker's latest batch."""
         s = self._shared
+        counts = (int(s[i]) for i in range(_RECORDS, _ACK_WAIT))
         return Progress(
-            s[_T], *(int(s[i]) for i in range(_RECORDS, _ACK_WAIT)), s[_ACK_WAIT], int(s[_FLUSHES])
+            s[_T], *counts, s[_ACK_WAIT], int(s[_FLUSHES]), s[_GC_S], int(s[_COLLECTIONS])
         )
 
     def wait_until(
@@ -325,8 +330,6 @@ def _tune_gc(settings: Settings, mode: str) -> None:
     CPython's defaults; ``off``: no cyclic collection at all (an upper bound, not a proposal:
     cycles would leak).
     """
-    import gc
-
     from rtim.worker.collector import tune_collector
 
     if mode not in ("default", "untuned", "off"):
@@ -334,6 +337,20 @@ def _tune_gc(settings: Settings, mode: str) -> None:
     tune_collector(settings.gc_tuned and mode == "default")
     if mode == "off":
         gc.disable()
+
+
+def _collector_clock(shared: Any) -> Callable[[str, dict[str, int]], None]:
+    """A `gc.callbacks` entry adding each collection's time and count to `shared`."""
+    started = [0.0]
+
+    def clock(phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            shared[_GC_S] += time.perf_counter() - started[0]
+            shared[_COLLECTIONS] += 1
+
+    return clock
 
 
 def _child(  # noqa: PLR0917 - a multiprocessing target takes positional args
@@ -371,6 +388,7 @@ def _child(  # noqa: PLR0917 - a multiprocessing target takes positional args
 
     service = WorkerService(settings, learner=learner, on_batch=on_batch)
     _tune_gc(settings, gc_mode)
+    gc.callbacks.append(_collector_clock(shared))
     failure: list[str] = []
     profiler: Any = None
 

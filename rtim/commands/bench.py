@@ -164,8 +164,9 @@ def _threads(phase: dict[str, Any]) -> str:
     return (
         f", of it {_fmt(split.get('pipeline'))} in the pipeline thread and "
         f"{_fmt(split.get('kafka_client'))} in the Kafka client's; the pipeline thread "
-        f"computed {_pct(phase.get('pipeline_busy_share'))} of the time and waited for acks "
-        f"{_pct(phase.get('ack_wait_share'))}"
+        f"computed {_pct(phase.get('pipeline_busy_share'))} of the time, waited for acks "
+        f"{_pct(phase.get('ack_wait_share'))} and collected garbage "
+        f"{_pct(phase.get('collector_share'))}"
     )
 
 

@@ -3,12 +3,20 @@ stack sampler."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
 import time
 
-from rtim.bench.workerproc import _Sampler, cpu_seconds, thread_cpu
+from rtim.bench.workerproc import (
+    _COLLECTIONS,
+    _GC_S,
+    _collector_clock,
+    _Sampler,
+    cpu_seconds,
+    thread_cpu,
+)
 
 
 def test_a_busy_thread_is_charged_its_own_cpu_and_a_waiting_one_none() -> None:
@@ -78,3 +86,16 @@ def test_the_sampler_lands_where_the_time_goes_not_where_the_gil_is_let_go() -> 
     blocked = sum(v for k, v in shares.items() if k.endswith(":blocking"))
     assert result["samples"] > 200
     assert 5 < blocked < 50, shares
+
+
+def test_the_collector_clock_adds_each_collections_time_and_count() -> None:
+    shared = [0.0] * 13
+    clock = _collector_clock(shared)
+    gc.callbacks.append(clock)
+    try:
+        gc.collect()
+        gc.collect()
+    finally:
+        gc.callbacks.remove(clock)
+    assert shared[_COLLECTIONS] == 2
+    assert shared[_GC_S] > 0
