@@ -47,8 +47,8 @@ class Progress:
     batches: int
     ack_wait_s: float  # waiting for the broker's acknowledgements, in total
     flushes: int
-    collector_s: float = 0.0  # in the cyclic garbage collector (any thread), in total
-    collections: int = 0
+    collector_s: float  # in the cyclic garbage collector (any thread), in total
+    collections: int
 
 
 def read_rss(pid: int) -> dict[str, int]:
