@@ -44,6 +44,7 @@ from rtim.logs import get_logger
 from rtim.serde.codec import Codec
 from rtim.serde.fastencode import OutputEncoder
 from rtim.settings import Settings
+from rtim.worker.ends import InputEnds
 from rtim.worker.store import PartitionMeta, PartitionStore, timer_key
 
 __all__ = ["CustomerWorker", "WorkerStats"]
@@ -79,6 +80,8 @@ class WorkerStats:
     # records applied with an event time before their partition's watermark: out of event-time
     # order across inputs (a record fetched after a later one of another input was applied)
     late: int = 0
+    end_queries: int = 0  # ListOffsets questions to confirm that an input has nothing more
+    ends_unconfirmed: int = 0  # of them, unanswered (the cached ends were used)
     last_batch_ms: float = 0.0
     # seconds spent waiting for the broker to acknowledge produced records (outputs, changelog)
     ack_wait_s: float = 0.0
@@ -95,6 +98,8 @@ class WorkerStats:
             "held": self.held,
             "idle_timeouts": self.idle_timeouts,
             "late": self.late,
+            "end_queries": self.end_queries,
+            "ends_unconfirmed": self.ends_unconfirmed,
             "emitted": sum(self.emitted.values()),
         }
 
@@ -161,6 +166,8 @@ class CustomerWorker:
         self._steps: list[tuple[str, int, int, Event | None]] = []
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
+        self._ends_client: Consumer | None = None  # asks for end offsets (`InputEnds`)
+        self._ends: InputEnds | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -189,6 +196,12 @@ class CustomerWorker:
                 },
             )
         )
+        self._ends_client = Consumer(
+            consumer_config(
+                self.settings, None, **{"error_cb": self._on_error, "client.id": "rtim-ends"}
+            )
+        )
+        self._ends = InputEnds(self._consumer, self._ends_client, self._start_offsets)
         topics = sorted(self._kind_by_physical)
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         log.info(
@@ -213,6 +226,8 @@ class CustomerWorker:
                 consumer.close()  # leaves the group; triggers on_revoke
             except KafkaException as exc:
                 log.warning("consumer close failed", error=str(exc))
+        if self._ends_client is not None:
+            self._ends_client.close()
         for task in list(self._tasks.values()):
             task.store.close()
         self._tasks.clear()
@@ -258,6 +273,8 @@ class CustomerWorker:
         now_ms = int(self.clock() * 1000)
         emits: list[Emit] = []
         self._steps.clear()
+        if messages and self._ends is not None:  # the last answer covers records fetched before
+            self._ends.new_step()
         dirty: dict[int, dict[str, Profile]] = {}
         commit: dict[tuple[str, int], int] = {}
         records = 0
@@ -310,6 +327,14 @@ class CustomerWorker:
                     task.watermark_fetched = fetched_at
                 elif ts < meta.watermark:
                     stats.late += 1
+                    log.debug(
+                        "applied late",
+                        partition=partition,
+                        input=kind,
+                        offset=offset,
+                        behind_ms=meta.watermark - ts,
+                        fetched_after_s=round(fetched_at - task.watermark_fetched, 4),
+                    )
             for kind, last in inputs.items():
                 if taken_from.get(kind) != last:  # offsets only grow: taken in this batch
                     task.touched = True
@@ -329,6 +354,11 @@ class CustomerWorker:
             if offsets:
                 self._consumer.commit(offsets=offsets, asynchronous=True)
         self.stats.batches += 1
+        if self._ends is not None:
+            self.stats.end_queries, self.stats.ends_unconfirmed = (
+                self._ends.queries,
+                self._ends.unanswered,
+            )
         self.stats.records += records
         for e in emits:
             self.stats.emitted[e.topic] += 1
@@ -466,31 +496,14 @@ class CustomerWorker:
         task.all_fetched = len(task.fetched_inputs) == len(self._kinds)
 
     def _lag(self, kind: str, partition: int) -> int | None:
-        """Records of this input partition on the broker not yet consumed (None: unknown).
-
-        The end offset is the one the last fetch response reported, so it costs no request.
-        Before a fetch has delivered a record or the end of the input since its assignment,
-        that cached end may be from an earlier assignment (a rebalance revokes and reassigns
-        every partition): it may show records not consumed yet (they exist: the lag is known)
-        but not that there are none (the lag is unknown).
-        """
-        consumer = self._consumer
-        if consumer is None:
+        """Records of this input partition on the broker not yet consumed (None: unknown);
+        "none" is asked of the broker once per batch step (`InputEnds`)."""
+        ends = self._ends
+        if ends is None:
             return 0
         task = self._tasks.get(partition)
         fresh = task is None or task.all_fetched or kind in task.fetched_inputs
-        tp = TopicPartition(self._physical_by_kind[kind], partition)
-        try:
-            low, high = consumer.get_watermark_offsets(tp, cached=True)
-            position = consumer.position([tp])[0].offset
-        except KafkaException:
-            return None
-        if high < 0:
-            return None  # no fetch answered yet: unknown
-        if position < 0:  # nothing consumed yet: from where the group starts reading
-            position = self._start_offsets.get((tp.topic, partition), low)
-        behind = max(0, high - position)
-        return behind if behind or fresh else None
+        return ends.lag(self._physical_by_kind[kind], partition, fresh=fresh)
 
     def _decode(self, message: Message, kind: str, now_ms: int, emits: list[Emit]) -> Event | None:
         value = message.value()
@@ -841,6 +854,8 @@ class CustomerWorker:
             task = self._tasks.pop(number, None)
             if task is not None:
                 task.store.close()
+        if self._ends is not None:
+            self._ends.forget(numbers)
         log.info("partitions revoked", partitions=numbers)
 
     def _open_task(self, partition: int) -> _Task:

@@ -462,3 +462,59 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_an_input_whose_fetched_end_is_stale_still_counts_as_lagging(
+    settings: Settings, topic_io: Any
+) -> None:
+    """The order rule's "this input has nothing more" comes from the broker, asked after the
+    records were fetched (docs/reliability.md): a fetch response can report one input's end
+    from before a record acknowledged ahead of another input's record. Here the consumer stops
+    fetching the clickstream (paused), so its cached end stays stale while a click is
+    acknowledged; the lag is still seen, and a lag once seen needs no second question."""
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    from rtim.kafka.config import admin_config, consumer_config
+    from rtim.worker.ends import InputEnds
+
+    io = topic_io(settings)
+    send(io, [click("stale", 1), complaint("stale", 1)])
+    clicks = settings.topic("rtim.events.clickstream")
+    complaints = settings.topic("rtim.events.complaints")
+    topics = AdminClient(admin_config(settings)).list_topics(timeout=10).topics
+    partitions = sorted(topics[clicks].partitions)
+    consumer = Consumer(consumer_config(settings, None, **{"enable.partition.eof": True}))
+    client = Consumer(consumer_config(settings, None))
+    try:
+        tps = [TopicPartition(t, p, 0) for t in (clicks, complaints) for p in partitions]
+        consumer.assign(tps)
+        at_end: set[tuple[str, int]] = set()
+        deadline = time.monotonic() + 30
+        while len(at_end) < len(tps):  # every input read to its end, and its end reported
+            assert time.monotonic() < deadline, at_end
+            for m in consumer.consume(100, 0.2):
+                if m.error() is not None:
+                    at_end.add((m.topic(), m.partition()))
+        consumer.pause([TopicPartition(clicks, p) for p in partitions])
+        send(io, [click("stale", 2)])  # acknowledged: the broker has it
+
+        def lags(ends: InputEnds, topic: str) -> dict[int, int | None]:
+            ends.new_step()
+            return {p: ends.lag(topic, p, fresh=True) for p in partitions}
+
+        cached_only = lags(InputEnds(consumer, None, {}), clicks)
+        assert set(cached_only.values()) == {0}  # what the cached ends say: stale
+        ends = InputEnds(consumer, client, {})
+        found = lags(ends, clicks)
+        assert sorted(found.values()) == [0] * (len(partitions) - 1) + [1]
+        assert (ends.queries, ends.unanswered) == (1, 0)  # one question for every input
+        lagging = next(p for p, n in found.items() if n)
+        ends.new_step()
+        assert ends.lag(clicks, lagging, fresh=True) == 1
+        assert ends.queries == 1  # a lag once seen is known: no second question
+        assert set(lags(ends, complaints).values()) == {0}
+        assert ends.queries == 2  # "nothing more" is asked again in a new step
+    finally:
+        consumer.close()
+        client.close()

@@ -1,0 +1,115 @@
+"""How many records each assigned input partition has on the broker that are not consumed yet.
+
+The worker merges its input topics by event time (`CustomerWorker._in_time_order`): a record
+waits while another input of its partition may still deliver an earlier one. Known lag is
+waited for; an input with nothing more goes on. The client's cached end offset, from the last
+fetch response, costs no request and proves a lag — those records exist — but not the absence
+of one: a fetch response is not one moment across partitions (the broker reads them in turn; a
+cluster serves them from different brokers), so the cached end of one input can predate a
+record that was acknowledged before a record already fetched from another. "Nothing more" is
+therefore asked of the broker (ListOffsets) once per batch step, after every buffered record
+was fetched, on a connection of its own (the consumer's would queue the question behind its
+fetch long-poll, ~10 ms). An answer is a lower bound of the end from then on, so a lag it shows
+needs no second question.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
+
+from rtim.logs import get_logger
+
+__all__ = ["InputEnds"]
+
+log = get_logger("worker")
+
+_TIMEOUT_S = 1.0  # longest wait for the broker's answer (then: the cached ends)
+
+
+class InputEnds:
+    """The lag of the inputs ``consumer`` is assigned, asking ``client`` for their ends.
+
+    ``start_offsets``: where each (topic, partition) starts reading, for an input nothing has
+    been consumed from yet. Not thread-safe: the worker's pipeline thread only.
+    """
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        client: Consumer | None,
+        start_offsets: Mapping[tuple[str, int], int],
+        timeout_s: float = _TIMEOUT_S,
+    ) -> None:
+        self._consumer = consumer
+        self._client = client
+        self._start_offsets = start_offsets
+        self._timeout_s = timeout_s
+        self._known: dict[tuple[str, int], int] = {}  # lower bounds of the ends
+        self._now: dict[tuple[str, int], int] | None = None  # asked in this step
+        self.queries = 0  # ListOffsets questions asked
+        self.unanswered = 0  # of them, failed or timed out
+
+    def new_step(self) -> None:
+        """Records were fetched since the last question: the next "nothing more" asks again."""
+        self._now = None
+
+    def forget(self, partitions: Collection[int]) -> None:
+        """Drop what is known of revoked partitions."""
+        for key in [k for k in self._known if k[1] in partitions]:
+            del self._known[key]
+
+    def lag(self, topic: str, partition: int, *, fresh: bool) -> int | None:
+        """Records of this input partition on the broker not consumed yet (None: unknown).
+
+        ``fresh``: a fetch has delivered a record or the end of this input since it was
+        assigned, so its cached end is not an earlier assignment's; used only when the broker
+        does not answer.
+        """
+        key = (topic, partition)
+        tp = TopicPartition(topic, partition)
+        try:
+            low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            position = self._consumer.position([tp])[0].offset
+        except KafkaException:
+            return None
+        if position < 0:  # nothing consumed yet: from where the group starts reading
+            position = self._start_offsets.get(key, low)
+            if position < 0:
+                return None
+        end = max(high, self._known.get(key, -1))
+        if end > position:
+            return end - position
+        confirmed = (self._now if self._now is not None else self._ask()).get(key)
+        if confirmed is not None:
+            return max(0, confirmed - position)
+        return 0 if high >= 0 and fresh else None
+
+    def _ask(self) -> dict[tuple[str, int], int]:
+        """The end offset of every assigned input partition (one request per broker)."""
+        ends: dict[tuple[str, int], int] = {}
+        self._now = ends
+        if self._client is None:
+            return ends
+        try:
+            wanted = [
+                TopicPartition(tp.topic, tp.partition, OFFSET_END)
+                for tp in self._consumer.assignment()
+            ]
+            if not wanted:
+                return ends
+            self.queries += 1
+            answers = self._client.offsets_for_times(wanted, timeout=self._timeout_s)
+        except KafkaException as exc:
+            self.unanswered += 1
+            log.debug("end offsets unanswered", error=str(exc))
+            return ends
+        known = self._known
+        for tp in answers:
+            if tp.error is None and tp.offset >= 0:
+                key = (tp.topic, tp.partition)
+                ends[key] = tp.offset
+                if tp.offset > known.get(key, -1):
+                    known[key] = tp.offset
+        return ends
