@@ -51,6 +51,12 @@ class InputEnds:
         self.queries = 0  # ListOffsets questions asked
         self.unanswered = 0  # of them, failed or timed out
 
+    def close(self) -> None:
+        """Close the client that asks for the ends."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
     def new_step(self) -> None:
         """Records were fetched since the last question: the next "nothing more" asks again."""
         self._now = None

@@ -166,8 +166,7 @@ class CustomerWorker:
         self._steps: list[tuple[str, int, int, Event | None]] = []
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
-        self._ends_client: Consumer | None = None  # asks for end offsets (`InputEnds`)
-        self._ends: InputEnds | None = None
+        self._ends: InputEnds | None = None  # asks the broker for end offsets
 
     # --- lifecycle --------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -196,12 +195,12 @@ class CustomerWorker:
                 },
             )
         )
-        self._ends_client = Consumer(
+        ends_client = Consumer(
             consumer_config(
                 self.settings, None, **{"error_cb": self._on_error, "client.id": "rtim-ends"}
             )
         )
-        self._ends = InputEnds(self._consumer, self._ends_client, self._start_offsets)
+        self._ends = InputEnds(self._consumer, ends_client, self._start_offsets)
         topics = sorted(self._kind_by_physical)
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         log.info(
@@ -226,8 +225,8 @@ class CustomerWorker:
                 consumer.close()  # leaves the group; triggers on_revoke
             except KafkaException as exc:
                 log.warning("consumer close failed", error=str(exc))
-        if self._ends_client is not None:
-            self._ends_client.close()
+        if self._ends is not None:
+            self._ends.close()
         for task in list(self._tasks.values()):
             task.store.close()
         self._tasks.clear()
