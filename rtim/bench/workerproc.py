@@ -446,6 +446,13 @@ def _child(  # noqa: PLR0917 - a multiprocessing target takes positional args
                         "timers_fired": s.timers_fired,
                         "emitted": dict(s.emitted),
                         "batches": s.batches,
+                        "held": s.held,
+                        "idle_timeouts": s.idle_timeouts,
+                        "late": s.late,
+                        "end_queries": s.end_queries,
+                        "ends_unconfirmed": s.ends_unconfirmed,
+                        "end_inputs_named": s.end_inputs_named,
+                        "end_wait_s": s.end_wait_s,
                     },
                 )
             )

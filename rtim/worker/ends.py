@@ -9,13 +9,17 @@ cluster serves them from different brokers), so the cached end of one input can 
 record that was acknowledged before a record already fetched from another. "Nothing more" is
 therefore asked of the broker (ListOffsets) once per batch step, after every buffered record
 was fetched, on a connection of its own (the consumer's would queue the question behind its
-fetch long-poll, ~10 ms). An answer is a lower bound of the end from then on, so a lag it shows
-needs no second question.
+fetch long-poll, ~10 ms). It names only the inputs of the partitions that hold records in that
+step: on a broker whose answer costs per partition (Tansu), the others would add to the wait
+of every step. A partition outside them is asked about when it needs to be, in a question of
+its own. An answer is a lower bound of the end from then on, so a lag it shows needs no second
+question.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import time
+from collections.abc import Collection, Iterable, Mapping
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
@@ -47,9 +51,13 @@ class InputEnds:
         self._start_offsets = start_offsets
         self._timeout_s = timeout_s
         self._known: dict[tuple[str, int], int] = {}  # lower bounds of the ends
-        self._now: dict[tuple[str, int], int] | None = None  # asked in this step
+        self._now: dict[tuple[str, int], int] = {}  # answers in this step
+        self._asked: set[int] = set()  # partitions asked about in this step
+        self._step: frozenset[int] = frozenset()  # partitions with records in this step
         self.queries = 0  # ListOffsets questions asked
         self.unanswered = 0  # of them, failed or timed out
+        self.inputs_named = 0  # input partitions named in them
+        self.wait_s = 0.0  # seconds spent waiting for their answers
 
     def close(self) -> None:
         """Close the client that asks for the ends."""
@@ -57,14 +65,19 @@ class InputEnds:
             self._client.close()
             self._client = None
 
-    def new_step(self) -> None:
-        """Records were fetched since the last question: the next "nothing more" asks again."""
-        self._now = None
+    def new_step(self, partitions: Iterable[int]) -> None:
+        """Records were fetched since the last question: the next "nothing more" asks again,
+        for the inputs of ``partitions`` (those holding records) at once."""
+        self._now = {}
+        self._asked = set()
+        self._step = frozenset(partitions)
 
     def forget(self, partitions: Collection[int]) -> None:
         """Drop what is known of revoked partitions."""
-        for key in [k for k in self._known if k[1] in partitions]:
-            del self._known[key]
+        for known in (self._known, self._now):
+            for key in [k for k in known if k[1] in partitions]:
+                del known[key]
+        self._asked.difference_update(partitions)
 
     def lag(self, topic: str, partition: int, *, fresh: bool) -> int | None:
         """Records of this input partition on the broker not consumed yet (None: unknown).
@@ -87,30 +100,39 @@ class InputEnds:
         end = max(high, self._known.get(key, -1))
         if end > position:
             return end - position
-        confirmed = (self._now if self._now is not None else self._ask()).get(key)
+        if partition not in self._asked:
+            self._ask((self._step - self._asked) | {partition})
+        confirmed = self._now.get(key)
         if confirmed is not None:
             return max(0, confirmed - position)
         return 0 if high >= 0 and fresh else None
 
-    def _ask(self) -> dict[tuple[str, int], int]:
-        """The end offset of every assigned input partition (one request per broker)."""
-        ends: dict[tuple[str, int], int] = {}
-        self._now = ends
+    def _ask(self, partitions: Collection[int]) -> None:
+        """Learn the end offset of every assigned input of ``partitions`` (one request per
+        broker) into this step's answers."""
+        self._asked.update(partitions)
         if self._client is None:
-            return ends
+            return
+        ends = self._now
         try:
             wanted = [
                 TopicPartition(tp.topic, tp.partition, OFFSET_END)
                 for tp in self._consumer.assignment()
+                if tp.partition in partitions
             ]
             if not wanted:
-                return ends
+                return
             self.queries += 1
-            answers = self._client.offsets_for_times(wanted, timeout=self._timeout_s)
+            self.inputs_named += len(wanted)
+            started = time.perf_counter()
+            try:
+                answers = self._client.offsets_for_times(wanted, timeout=self._timeout_s)
+            finally:
+                self.wait_s += time.perf_counter() - started
         except KafkaException as exc:
             self.unanswered += 1
             log.debug("end offsets unanswered", error=str(exc))
-            return ends
+            return
         known = self._known
         for tp in answers:
             if tp.error is None and tp.offset >= 0:
@@ -118,4 +140,3 @@ class InputEnds:
                 ends[key] = tp.offset
                 if tp.offset > known.get(key, -1):
                     known[key] = tp.offset
-        return ends

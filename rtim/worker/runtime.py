@@ -82,6 +82,8 @@ class WorkerStats:
     late: int = 0
     end_queries: int = 0  # ListOffsets questions to confirm that an input has nothing more
     ends_unconfirmed: int = 0  # of them, unanswered (the cached ends were used)
+    end_inputs_named: int = 0  # input partitions named in them
+    end_wait_s: float = 0.0  # seconds the pipeline waited for their answers
     last_batch_ms: float = 0.0
     # seconds spent waiting for the broker to acknowledge produced records (outputs, changelog)
     ack_wait_s: float = 0.0
@@ -100,6 +102,8 @@ class WorkerStats:
             "late": self.late,
             "end_queries": self.end_queries,
             "ends_unconfirmed": self.ends_unconfirmed,
+            "end_inputs_named": self.end_inputs_named,
+            "end_wait_ms": round(self.end_wait_s * 1000),
             "emitted": sum(self.emitted.values()),
         }
 
@@ -272,8 +276,6 @@ class CustomerWorker:
         now_ms = int(self.clock() * 1000)
         emits: list[Emit] = []
         self._steps.clear()
-        if messages and self._ends is not None:  # the last answer covers records fetched before
-            self._ends.new_step()
         dirty: dict[int, dict[str, Profile]] = {}
         commit: dict[tuple[str, int], int] = {}
         records = 0
@@ -305,6 +307,8 @@ class CustomerWorker:
                 buffer = task.buffers[kind] = deque()
             buffer.append((offset, event, fetched))
 
+        if messages and self._ends is not None:  # the last answer covers records fetched before
+            self._ends.new_step(p for p, t in self._tasks.items() if any(t.buffers.values()))
         clock_is_event = self.settings.timer_clock == "event"
         apply, stats = self._apply, self.stats
         for partition in sorted(self._tasks):
@@ -354,10 +358,9 @@ class CustomerWorker:
                 self._consumer.commit(offsets=offsets, asynchronous=True)
         self.stats.batches += 1
         if self._ends is not None:
-            self.stats.end_queries, self.stats.ends_unconfirmed = (
-                self._ends.queries,
-                self._ends.unanswered,
-            )
+            ends = self._ends
+            stats.end_queries, stats.ends_unconfirmed = ends.queries, ends.unanswered
+            stats.end_inputs_named, stats.end_wait_s = ends.inputs_named, ends.wait_s
         self.stats.records += records
         for e in emits:
             self.stats.emitted[e.topic] += 1

@@ -500,7 +500,7 @@ def test_an_input_whose_fetched_end_is_stale_still_counts_as_lagging(
         send(io, [click("stale", 2)])  # acknowledged: the broker has it
 
         def lags(ends: InputEnds, topic: str) -> dict[int, int | None]:
-            ends.new_step()
+            ends.new_step(partitions)
             return {p: ends.lag(topic, p, fresh=True) for p in partitions}
 
         cached_only = lags(InputEnds(consumer, None, {}), clicks)
@@ -510,11 +510,20 @@ def test_an_input_whose_fetched_end_is_stale_still_counts_as_lagging(
         assert sorted(found.values()) == [0] * (len(partitions) - 1) + [1]
         assert (ends.queries, ends.unanswered) == (1, 0)  # one question for every input
         lagging = next(p for p, n in found.items() if n)
-        ends.new_step()
+        ends.new_step(partitions)
         assert ends.lag(clicks, lagging, fresh=True) == 1
         assert ends.queries == 1  # a lag once seen is known: no second question
         assert set(lags(ends, complaints).values()) == {0}
         assert ends.queries == 2  # "nothing more" is asked again in a new step
+        assert ends.inputs_named == 2 * 2 * len(partitions)  # every input of every partition
+
+        ends.new_step([lagging])  # a step with records of one partition asks about its inputs
+        assert ends.lag(complaints, lagging, fresh=True) == 0
+        assert (ends.queries, ends.inputs_named) == (3, 4 * len(partitions) + 2)
+        other = next(p for p in partitions if p != lagging)
+        assert ends.lag(complaints, other, fresh=True) == 0  # another, when it needs to be
+        assert ends.lag(clicks, other, fresh=True) == 0
+        assert (ends.queries, ends.inputs_named) == (4, 4 * len(partitions) + 4)
     finally:
         consumer.close()
         client.close()
