@@ -438,21 +438,11 @@ def _child(  # noqa: PLR0917 - a multiprocessing target takes positional args
                     "ok",
                     {
                         "samples": samples,
-                        "records": s.records,
-                        "applied": s.applied,
-                        "skipped": s.skipped,
-                        "dead_letters": s.dead_letters,
+                        **s.counters(),  # the worker's log-line counts (order rule included)
                         "dlq_reasons": dict(s.dlq_reasons),
                         "timers_fired": s.timers_fired,
                         "emitted": dict(s.emitted),
                         "batches": s.batches,
-                        "held": s.held,
-                        "idle_timeouts": s.idle_timeouts,
-                        "late": s.late,
-                        "end_queries": s.end_queries,
-                        "ends_unconfirmed": s.ends_unconfirmed,
-                        "end_inputs_named": s.end_inputs_named,
-                        "end_wait_s": s.end_wait_s,
                     },
                 )
             )
