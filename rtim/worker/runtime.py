@@ -44,6 +44,7 @@ from rtim.logs import get_logger
 from rtim.serde.codec import Codec
 from rtim.serde.fastencode import OutputEncoder
 from rtim.settings import Settings
+from rtim.worker.collector import collections_between_batches
 from rtim.worker.ends import InputEnds
 from rtim.worker.store import PartitionMeta, PartitionStore, timer_key
 
@@ -215,7 +216,8 @@ class CustomerWorker:
         )
         try:
             while not self._stop.is_set():
-                self._poll_once()
+                with collections_between_batches():
+                    self._poll_once()
         finally:
             self._shutdown()
         return self.stats
@@ -350,6 +352,7 @@ class CustomerWorker:
                 self._fire_timers(task, now_ms, changed, emits)
 
         encoded = self._encode_profiles(dirty, emits)
+        self._steps.clear()  # its events are not kept alive past the batch
         self._publish(emits)
         self._persist(dirty, encoded)
         if commit and self._consumer is not None:

@@ -10,15 +10,24 @@ from typing import Any
 
 import pytest
 
-from rtim.worker.collector import FULL_COLLECTION_EVERY, YOUNG_COLLECTION_AFTER, tune_collector
+from rtim.worker import collector
+from rtim.worker.collector import (
+    FULL_COLLECTION_EVERY,
+    YOUNG_COLLECTION_AFTER,
+    collections_between_batches,
+    tune_collector,
+)
 
 
 @pytest.fixture
-def restored_collector() -> Iterator[None]:
-    thresholds = gc.get_threshold()
+def restored_collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    thresholds, enabled = gc.get_threshold(), gc.isenabled()
+    monkeypatch.setattr(collector, "_tuned", collector._tuned)
     yield
     gc.unfreeze()
     gc.set_threshold(*thresholds)
+    if enabled:
+        gc.enable()
 
 
 class _Node:
@@ -46,6 +55,38 @@ def test_untuned_collector_keeps_cpythons_defaults() -> None:
     assert tune_collector(False) == 0
     assert gc.get_threshold() == thresholds
     assert gc.get_freeze_count() == frozen
+
+
+def _cycle() -> weakref.ref[_Node]:
+    a, b = _Node(), _Node()
+    a.other, b.other = b, a
+    return weakref.ref(a)
+
+
+@pytest.mark.usefixtures("restored_collector")
+def test_a_collection_due_during_a_batch_runs_after_it() -> None:
+    tune_collector(True)
+    with collections_between_batches():
+        assert not gc.isenabled()
+        ref = _cycle()
+        kept = [[] for _ in range(YOUNG_COLLECTION_AFTER + 1_000)]  # a collection is due
+        assert ref() is not None  # none ran inside the batch
+    assert gc.isenabled()
+    _one_more: list[int] = []  # the first allocation after the batch runs the due one
+    assert ref() is None
+    del kept
+
+
+@pytest.mark.usefixtures("restored_collector")
+def test_an_untuned_or_disabled_collector_is_left_as_it_is() -> None:
+    collector._tuned = False
+    with collections_between_batches():
+        assert gc.isenabled()  # CPython's defaults: nothing held off
+    tune_collector(True)
+    gc.disable()
+    with collections_between_batches():
+        assert not gc.isenabled()
+    assert not gc.isenabled()  # off stays off
 
 
 def test_the_per_record_work_makes_no_reference_cycles() -> None:
