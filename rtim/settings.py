@@ -124,8 +124,9 @@ class Settings(BaseSettings):
     gc_tuned: bool = Field(
         True,
         description="Freeze the worker's start-up objects out of Python's cyclic garbage "
-        "collector, run its full collections a tenth as often and its young ones after 20 000 "
-        "new objects instead of 700 (the heap is acyclic); false: CPython's defaults.",
+        "collector, run its full collections a tenth as often, its young ones after 20 000 "
+        "new objects instead of 700 and none in the middle of a batch (the heap is acyclic); "
+        "false: CPython's defaults.",
     )
     model_publish_ms: int = Field(
         500, ge=10, description="Longest delay between a model learning and its snapshot."
