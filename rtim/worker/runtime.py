@@ -277,7 +277,6 @@ class CustomerWorker:
         fetched = time.monotonic()
         now_ms = int(self.clock() * 1000)
         emits: list[Emit] = []
-        self._steps.clear()
         dirty: dict[int, dict[str, Profile]] = {}
         commit: dict[tuple[str, int], int] = {}
         records = 0
@@ -352,7 +351,7 @@ class CustomerWorker:
                 self._fire_timers(task, now_ms, changed, emits)
 
         encoded = self._encode_profiles(dirty, emits)
-        self._steps.clear()  # its events are not kept alive past the batch
+        self._steps.clear()  # used up; its events are not kept alive into the next batch
         self._publish(emits)
         self._persist(dirty, encoded)
         if commit and self._consumer is not None:
