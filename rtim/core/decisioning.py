@@ -75,6 +75,7 @@ from rtim.core.attribution import (
     with_timer,
     without_timers,
 )
+from rtim.core.conditions import Predicate
 from rtim.core.durations import format_duration
 from rtim.core.engine import Emit, StepContext
 from rtim.core.events import Event
@@ -422,6 +423,9 @@ class _OfferPlan:
     removed: Mapping[tuple[str, str], Candidate]
     # no gate reads `channel`: a decision over several channels evaluates the gates once
     gates_once: bool
+    # each gate's predicate with the shared candidate its failure makes (reasons quote the
+    # condition): a one-channel decision without `explain` needs no (stage, reason) lookup
+    gate_removals: tuple[tuple[Predicate, Candidate], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,8 +451,10 @@ class _Plan:
         consent = strategy.rules_of_kind("consent")
         caps = strategy.rules_of_kind("contact_cap")
         weights = strategy.arbitration.context_weights
-        self.offers: dict[str, _OfferPlan] = {
-            o.id: _OfferPlan(
+        self.offers: dict[str, _OfferPlan] = {}
+        for o in strategy.offers:
+            removed = _fixed_removals(o, strategy.channels)
+            self.offers[o.id] = _OfferPlan(
                 o,
                 frozenset(o.channels),
                 o.caps != OfferCaps(),
@@ -457,11 +463,10 @@ class _Plan:
                 tuple(r for r in caps if not r.categories or o.category in r.categories),
                 tuple(w for w in weights if w.targets(o)),
                 strategy.lever(o),
-                _fixed_removals(o, strategy.channels),
+                removed,
                 all("channel" not in cond.features for _stage, cond in o.gates),
+                tuple((cond.evaluate, removed[stage, cond.source]) for stage, cond in o.gates),
             )
-            for o in strategy.offers
-        }
         self.category_of = {o.id: o.category for o in strategy.offers}
         self.by_channel = {
             ch: tuple(self.offers[o.id] for o in strategy.offers_for_channel(ch))
@@ -1018,7 +1023,6 @@ def decide(  # noqa: PLR0917 - the positional signature is the documented API
     quiet_channels: set[str] = set()
     min_score = strategy.arbitration.min_score
     priority = strategy.arbitration.priority
-    k = prior_strength
     single = lanes[0] if len(lanes) == 1 else None
     for op in ops:
         offer = op.offer
@@ -1026,13 +1030,31 @@ def decide(  # noqa: PLR0917 - the positional signature is the documented API
         scores: dict[str, float]
         if single is not None:  # a request: one channel, the common and hot case
             ch, chan, f = single
-            fail = _check(op, ch, chan, f, ctx) if ch in op.channels else _NOT_ALLOWED
+            if ch not in op.channels:
+                fail: tuple[str, str] | None = _NOT_ALLOWED
+            elif explain:
+                fail = _check(op, ch, chan, f, ctx)
+            else:
+                # most candidates fail a gate: take its shared candidate directly
+                removed = None
+                for evaluate, if_failed in op.gate_removals:
+                    if not evaluate(f):
+                        removed = if_failed
+                        break
+                if removed is not None:
+                    candidates.append(removed)
+                    continue
+                fail = _check_rules(op, ch, chan, f, ctx)
             if fail is not None:
                 if fail[0] == QUIET_HOURS:
                     quiet_channels.add(ch)
                 candidates.append(op.removed.get(fail) or _removed(offer, *fail))
                 continue
-            p, n = (offer.prior_for(ch), 0.0) if x is None else _blend(models, offer, ch, x, k)
+            p, n = (
+                (offer.prior_for(ch), 0.0)
+                if x is None
+                else _blend(models, offer, ch, x, prior_strength)
+            )
             net = p * offer.value - chan.cost
             scores = {ch: net}  # only for a candidate that is not removed: most are
             best = (net, ch, p, n)
@@ -1051,7 +1073,11 @@ def decide(  # noqa: PLR0917 - the positional signature is the documented API
                         quiet_channels.add(ch)
                     fails.append(fail)
                     continue
-                p, n = (offer.prior_for(ch), 0.0) if x is None else _blend(models, offer, ch, x, k)
+                p, n = (
+                    (offer.prior_for(ch), 0.0)
+                    if x is None
+                    else _blend(models, offer, ch, x, prior_strength)
+                )
                 net = p * offer.value - chan.cost
                 scores[ch] = net
                 if best is None or net > best[0]:

@@ -786,6 +786,55 @@ triggers:
 )
 
 
+_GATE_FEATURES = sorted(
+    {name for offer in EXAMPLE.offers for _stage, cond in offer.gates for name in cond.features}
+)
+_GATE_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 4_000),
+    st.floats(-5.0, 4_000.0, allow_nan=False),
+    st.sampled_from(["gold", "platinum", "silver", "passed", "failed", "medium", "high", "true"]),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(CHANNELS),
+    st.fixed_dictionaries({}, optional={name: _GATE_VALUES for name in _GATE_FEATURES}),
+)
+def test_a_one_channel_decision_removes_by_the_same_gate_with_explain_on_or_off(
+    channel: str, values: dict[str, Any]
+) -> None:
+    # without `explain`, a request's gates hand out their shared candidates directly (a fast
+    # path); what they remove, by which gate and why, is what the checks with `explain` find
+    features = {"channel": channel, "placement": "home", **values}
+    trigger = DecisionTrigger("request", "rx", (channel,), request_id="rx")
+    fast, explained = (
+        decide(new_profile("c1"), features, trigger, EXAMPLE, None, T0, random_for("rx"),
+               explain=explain)
+        for explain in (False, True)
+    )  # fmt: skip
+    assert len(fast.candidates) == len(explained.candidates)
+    gates = {o.id: dict(o.gates) for o in EXAMPLE.offers}
+    for a, b in zip(fast.candidates, explained.candidates, strict=True):
+        assert (a.offer_id, a.eligible, a.removed_by, a.channel, a.score) == (
+            b.offer_id, b.eligible, b.removed_by, b.channel, b.score,
+        )  # fmt: skip
+        gate = gates[a.offer_id].get(a.removed_by or "")
+        if gate is not None:
+            assert a.removed_reason == gate.source
+            assert not gate.evaluate(features)
+        elif b.removed_reason is not None and b.removed_reason.startswith("while "):
+            # a rule's `when`: with explain, its values are quoted too
+            assert a.removed_reason == "while " + next(
+                r.when.source for r in EXAMPLE.rules if r.name == a.removed_by and r.when
+            )
+        else:
+            assert a.removed_reason == b.removed_reason
+    assert [x.offer.id for x in fast.actions] == [x.offer.id for x in explained.actions]
+
+
 @pytest.mark.parametrize("explain", [False, True])
 def test_a_decision_over_several_channels_evaluates_what_reads_the_channel_per_channel(
     explain: bool,
