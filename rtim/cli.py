@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import importlib
 import sys
+from types import ModuleType
 
 import click
 import typer
 
 try:  # typer >= 0.20 vendors its own copy of click
-    from typer._click import exceptions as _typer_click_exc
+    _typer_click_exc: ModuleType = importlib.import_module("typer._click.exceptions")
 except ImportError:  # pragma: no cover - older typer uses click itself
-    from click import exceptions as _typer_click_exc
+    _typer_click_exc = click.exceptions
 
 from rtim.errors import RtimError
 

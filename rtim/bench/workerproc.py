@@ -142,10 +142,11 @@ class WorkerProcess:
     def progress(self) -> Progress:
         """The counters after the worker's latest batch."""
         s = self._shared
-        counts = (int(s[i]) for i in range(_RECORDS, _ACK_WAIT))
         return Progress(
-            s[_T], *counts, s[_ACK_WAIT], int(s[_FLUSHES]), s[_GC_S], int(s[_COLLECTIONS])
-        )
+            s[_T], int(s[_RECORDS]), int(s[_APPLIED]), int(s[_DECISIONS]), int(s[_DEAD]),
+            int(s[_TIMERS]), int(s[_BATCHES]), s[_ACK_WAIT], int(s[_FLUSHES]), s[_GC_S],
+            int(s[_COLLECTIONS]),
+        )  # fmt: skip
 
     def wait_until(
         self, condition: Callable[[Progress], bool], timeout: float, what: str = "condition"

@@ -173,7 +173,7 @@ def _recorded(
         logged[record["decision"]["decision_id"]] = record["decision"]
     ours = {d["decision_id"]: d for d in result.decisions}
     same = sum(1 for i, d in ours.items() if i in logged and _same(d, logged[i]))
-    summary = {
+    summary: dict[str, Any] = {
         "strategy_version": strategy.version,
         "seed": seed,
         "records": result.records,

@@ -24,6 +24,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from rtim.core.learning import ModelIntegrityError, ResponseModel, vectorize
 from rtim.errors import BrokerError, RtimError
 from rtim.kafka.config import consumer_config, producer_config
+from rtim.kafka.messages import Consumed, consumed
 from rtim.learning.snapshots import (
     MODELS_TOPIC,
     load_snapshot,
@@ -99,7 +100,7 @@ class Learner:
         last_publish = time.monotonic()
         try:
             while not self._stop.is_set():
-                for message in consumer.consume(1000, 0) or consumer.consume(1, 0.05):
+                for message in consumed(consumer.consume(1000, 0) or consumer.consume(1, 0.05)):
                     self._learn(message)
                 due = time.monotonic() - last_publish >= settings.model_publish_ms / 1000
                 if due and any(o.dirty for o in self._models.values()):
@@ -118,7 +119,7 @@ class Learner:
         return self.stats
 
     # --- learning ---------------------------------------------------------------------------
-    def _learn(self, message: Message) -> None:
+    def _learn(self, message: Consumed) -> None:
         err = message.error()
         if err is not None:
             if err.code() != KafkaError._PARTITION_EOF:

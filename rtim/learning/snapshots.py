@@ -7,12 +7,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import river
 from confluent_kafka import Consumer, KafkaError, TopicPartition
+from river.__version__ import __version__ as river_version
 
 from rtim.core.learning import MODEL_FORMAT, ResponseModel, sign_state, verify_state
 from rtim.errors import BrokerError
 from rtim.kafka.config import consumer_config
+from rtim.kafka.messages import consumed
 from rtim.serde.codec import Codec
 from rtim.settings import Settings
 
@@ -33,7 +34,7 @@ def snapshot_record(model: ResponseModel, version: int, ts: int, key: bytes) -> 
         "model_id": model.model_id,
         "version": version,
         "ts": ts,
-        "river_version": river.__version__,
+        "river_version": river_version,
         "format": MODEL_FORMAT,
         "state": state,
         "signature": sign_state(key, model.model_id, version, state),
@@ -75,7 +76,7 @@ def read_snapshots(
             if not follow and time.monotonic() > deadline:
                 raise BrokerError(f"reading {topic} stalled at offset {last} of {high}")
             # what is there now, else wait for the first record only (not for 500 of them)
-            for message in consumer.consume(500, 0) or consumer.consume(1, 0.2):
+            for message in consumed(consumer.consume(500, 0) or consumer.consume(1, 0.2)):
                 err = message.error()
                 if err is not None:
                     if err.code() != KafkaError._PARTITION_EOF:

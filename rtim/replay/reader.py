@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient
 
 from rtim.errors import BrokerError, ConfigError, TopicError
 from rtim.kafka.config import admin_config, consumer_config
+from rtim.kafka.messages import consumed
 from rtim.settings import Settings
 
 __all__ = ["RecordedMessage", "read_range", "time_range"]
@@ -88,7 +89,7 @@ def read_range(
         while pending:
             if time.monotonic() > deadline:
                 raise BrokerError(f"reading the range did not finish in {timeout_s:.0f}s")
-            for message in consumer.consume(1000, 0.5):
+            for message in consumed(consumer.consume(1000, 0.5)):
                 key = (message.topic(), message.partition())
                 err = message.error()
                 if err is not None:

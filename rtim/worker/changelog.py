@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from rtim.core.profile import decode_profile
 from rtim.errors import BrokerError
 from rtim.kafka.config import consumer_config
+from rtim.kafka.messages import consumed
 from rtim.logs import get_logger
 from rtim.settings import Settings
 from rtim.worker.store import PartitionMeta, PartitionStore, timer_key
@@ -63,7 +64,7 @@ def restore_partition(
                 raise BrokerError(
                     f"restoring {topic}[{partition}] stalled at offset {offset} of {high}"
                 )
-            for message in consumer.consume(1000, 0.5):
+            for message in consumed(consumer.consume(1000, 0.5)):
                 err = message.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
@@ -72,8 +73,10 @@ def restore_partition(
                 offset = message.offset()
                 key = message.key()
                 if key == META_KEY:
-                    restored = PartitionMeta.decode(message.value())
-                    meta.inputs, meta.watermark = restored.inputs, restored.watermark
+                    value = message.value()
+                    if value is not None:  # the worker never deletes it; a stray tombstone
+                        restored = PartitionMeta.decode(value)
+                        meta.inputs, meta.watermark = restored.inputs, restored.watermark
                 elif key is not None:
                     profiles[key.decode()] = message.value()
                 meta.changelog_offset = offset

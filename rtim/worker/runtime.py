@@ -40,6 +40,7 @@ from rtim.core.profile import Profile, decode_profile, encode_profile, new_profi
 from rtim.core.validation import validate_record
 from rtim.errors import BrokerError, DecodeError, RtimError, ValidationError
 from rtim.kafka.config import consumer_config, producer_config
+from rtim.kafka.messages import Consumed, consumed
 from rtim.logs import get_logger
 from rtim.serde.codec import Codec
 from rtim.serde.fastencode import OutputEncoder
@@ -270,9 +271,9 @@ class CustomerWorker:
             if holding or (self._tasks and self.settings.timer_clock == "wall"):
                 self._process([])  # held records and wall-clock timers go on without input
             return
-        self._process(messages)
+        self._process(consumed(messages))
 
-    def _process(self, messages: list[Message]) -> None:
+    def _process(self, messages: list[Consumed]) -> None:
         started = time.perf_counter()
         fetched = time.monotonic()
         now_ms = int(self.clock() * 1000)
@@ -509,7 +510,7 @@ class CustomerWorker:
         fresh = task is None or task.all_fetched or kind in task.fetched_inputs
         return ends.lag(self._physical_by_kind[kind], partition, fresh=fresh)
 
-    def _decode(self, message: Message, kind: str, now_ms: int, emits: list[Emit]) -> Event | None:
+    def _decode(self, message: Consumed, kind: str, now_ms: int, emits: list[Emit]) -> Event | None:
         value = message.value()
         key = message.key()
         try:
@@ -534,9 +535,10 @@ class CustomerWorker:
         return None
 
     def _dead_letter(
-        self, message: Message, exc: Exception, now_ms: int, emits: list[Emit]
+        self, message: Consumed, exc: Exception, now_ms: int, emits: list[Emit]
     ) -> None:
-        kind = {DecodeError: "decode", ValidationError: "validation"}.get(type(exc), "internal")
+        kinds: dict[type[Exception], str] = {DecodeError: "decode", ValidationError: "validation"}
+        kind = kinds.get(type(exc), "internal")
         reason = str(exc) if isinstance(exc, RtimError) else f"{type(exc).__name__}: {exc}"
         key = message.key()
         emits.append(
@@ -706,9 +708,10 @@ class CustomerWorker:
         if err is not None:
             self._delivery_errors.append(f"{message.topic()}: {err}")
         elif message.topic() == self._changelog:
-            task = self._tasks.get(message.partition())
-            if task is not None and message.offset() > task.meta.changelog_offset:
-                task.meta.changelog_offset = message.offset()
+            partition, offset = message.partition(), message.offset()  # set once delivered
+            task = self._tasks.get(partition) if partition is not None else None
+            if task is not None and offset is not None and offset > task.meta.changelog_offset:
+                task.meta.changelog_offset = offset
 
     def _flush(self, producer: Producer) -> None:
         started = time.perf_counter()

@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 from rocksdict import Options, Rdict, WriteBatch
@@ -76,7 +76,8 @@ class PartitionStore:
     def due_timers(self, until: int, limit: int = 10_000) -> list[tuple[int, str]]:
         """(due, customer_id) of timers due at or before `until`, oldest first."""
         out: list[tuple[int, str]] = []
-        for key in self._db.keys(from_key=_TIMER):
+        # every key of this store is bytes (rocksdict types them as any key it could hold)
+        for key in cast("Iterator[bytes]", self._db.keys(from_key=_TIMER)):
             if key >= _TIMER_END:
                 break
             due = int.from_bytes(key[1:9], "big")
@@ -87,7 +88,7 @@ class PartitionStore:
 
     def profiles(self) -> Iterator[tuple[str, bytes]]:
         """Every (customer_id, encoded profile) of the partition."""
-        for key, value in self._db.items(from_key=_PROFILE):
+        for key, value in cast("Iterator[tuple[bytes, bytes]]", self._db.items(from_key=_PROFILE)):
             if not key.startswith(_PROFILE):
                 break
             yield key[1:].decode(), value
