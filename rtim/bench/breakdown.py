@@ -8,13 +8,15 @@ around the whole batch (so the timer costs nothing per event):
   ``event``: `make_event`;
 - ``engine``: `Engine.on_event` (profile `apply` + the `StrategyDecider`: requests answered,
   triggers, attribution) — of which ``apply`` alone is timed separately;
+- ``timers``: `Engine.on_timers` for each customer whose timer is due by the next event's time
+  (the worker's event-time clock): delayed triggers and expired attributions;
 - ``encode_outputs``: every emitted record encoded as the worker does (`OutputEncoder`: the
   specialised DecisionRecord/Decision encoder, the codec for the rest), per schema as well;
 - ``encode_profiles`` and ``rocksdb_write``: the changed profiles of each batch, encoded and
   written with `PartitionStore.write` (one WriteBatch), as `_persist` does.
 
 Not included: Kafka client calls (consume, produce, flush, acks), the changelog produce, the
-timer heap, and the learner/registry threads; the difference between the measured per-event
+timer heap's upkeep, and the learner/registry threads; the difference between the measured per-event
 cost in the live run and the sum here is that share. Models: the live run's decider scores
 with learned models once snapshots exist; here it uses the priors (no model yet), which
 costs slightly less per candidate.
@@ -22,6 +24,7 @@ costs slightly less per candidate.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -37,7 +40,7 @@ def measure_breakdown(
     settings: Settings, items: list[Item], state_dir: Path, batch_size: int | None = None
 ) -> dict[str, Any]:
     """Per-event microseconds of each worker stage over `items` (in their order)."""
-    from rtim.core.engine import StepContext
+    from rtim.core.engine import Emit, StepContext, StepResult
     from rtim.core.events import KIND_BY_TOPIC, make_event
     from rtim.core.learning import ModelSet
     from rtim.core.profile import Profile, apply, encode_profile, new_profile
@@ -57,6 +60,7 @@ def measure_breakdown(
     ]
     store = PartitionStore(state_dir)
     profiles: dict[str, Profile] = {}
+    due: list[tuple[int, str]] = []  # (due, customer) of every timer a step set
     totals: defaultdict[str, float] = defaultdict(float)
     per_schema_s: defaultdict[str, float] = defaultdict(float)
     per_schema_n: Counter[str] = Counter()
@@ -65,6 +69,20 @@ def measure_breakdown(
     now_ms = int(time.time() * 1000)
     offsets: dict[str, int] = defaultdict(int)
     pc = time.perf_counter
+
+    def keep(
+        customer_id: str, result: StepResult, changed: dict[str, Profile], emits: list[Emit]
+    ) -> None:
+        if not result.applied:
+            return
+        before = profiles.get(customer_id)
+        profiles[customer_id] = changed[customer_id] = result.profile
+        emits.extend(result.emits)
+        known = {t[0] for t in before.get("timers", ())} if before is not None else set()
+        for timer in result.profile.get("timers", ()):
+            if timer[0] not in known:
+                heapq.heappush(due, (timer[0], customer_id))
+
     try:
         for start in range(0, len(encoded), size):
             chunk = encoded[start : start + size]
@@ -92,18 +110,23 @@ def measure_breakdown(
                 shadow[e.customer_id] = apply(before or new_profile(e.customer_id), e)
             totals["apply"] += pc() - t
             changed: dict[str, Profile] = {}
-            emits = []
+            emits: list[Emit] = []
             ctx = StepContext(partition=0, input_offsets=dict(offsets))
             for e in events:
+                while due and due[0][0] <= e.ts:
+                    customer_id = heapq.heappop(due)[1]
+                    t = pc()
+                    fired = engine.on_timers(profiles[customer_id], e.ts, ctx)
+                    totals["timers"] += pc() - t
+                    totals["timer_steps"] += 1
+                    keep(customer_id, fired, changed, emits)
                 profile = profiles.get(e.customer_id) or new_profile(e.customer_id)
                 t = pc()
                 result = engine.on_event(profile, e, ctx)
                 dt = pc() - t
                 per_kind_s[e.kind] += dt
                 per_kind_n[e.kind] += 1
-                if result.applied:
-                    profiles[e.customer_id] = changed[e.customer_id] = result.profile
-                    emits.extend(result.emits)
+                keep(e.customer_id, result, changed, emits)
             for emit in emits:
                 t = pc()
                 outputs.encode(emit.schema, emit.record)
@@ -130,6 +153,7 @@ def measure_breakdown(
         "validate",
         "event",
         "engine",
+        "timers",
         "encode_outputs",
         "encode_profiles",
         "rocksdb_write",
@@ -141,6 +165,7 @@ def measure_breakdown(
         "us_per_event": per_event,
         "us_per_event_total": round(sum(per_event.values()), 2),
         "apply_us_per_event": us(totals["apply"], n),
+        "timer_steps_per_event": round(totals["timer_steps"] / n, 3) if n else 0.0,
         "engine_us_by_kind": {k: us(per_kind_s[k], per_kind_n[k]) for k in sorted(per_kind_n)},
         "encode_us_by_schema": {
             s: us(per_schema_s[s], per_schema_n[s]) for s in sorted(per_schema_n)
