@@ -16,8 +16,8 @@ around the whole batch (so the timer costs nothing per event):
   written with `PartitionStore.write` (one WriteBatch), as `_persist` does.
 
 Not included: Kafka client calls (consume, produce, flush, acks), the changelog produce, the
-timer heap's upkeep, and the learner/registry threads; the difference between the measured per-event
-cost in the live run and the sum here is that share. Models: the live run's decider scores
+timer heap's upkeep, and the learner/registry threads; the difference between the measured
+per-event cost in the live run and the sum here is that share. Models: the live run's decider scores
 with learned models once snapshots exist; here it uses the priors (no model yet), which
 costs slightly less per candidate.
 """

@@ -1,9 +1,9 @@
 """What a consumed or delivered record is, for the type checker.
 
 confluent-kafka types every accessor of `Message` as optional, because a message that carries
-an error may lack them. A message a consumer returned without an error, or one a delivery
-report acknowledged, always has its topic, partition and offset: `Consumed` says so, and
-`consumed` views a consumer's batch as such, once per batch rather than per record.
+an error may lack them. A message a consumer returned without an error always has its topic,
+partition and offset: `Consumed` says so, and `consumed` views a consumer's batch as such,
+once per batch rather than per record.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ class Consumed(Protocol):
     def key(self) -> bytes | None: ...
     def value(self) -> bytes | None: ...
     def timestamp(self) -> tuple[int, int]: ...
-    def headers(self) -> list[tuple[str, bytes]] | None: ...
 
 
 def consumed(messages: list[Message]) -> list[Consumed]:
