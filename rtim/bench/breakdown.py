@@ -24,12 +24,12 @@ costs slightly less per candidate.
 
 from __future__ import annotations
 
-import heapq
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from rtim.bench.timerheap import ReplayTimers
 from rtim.bench.workload import Item
 from rtim.settings import Settings
 
@@ -60,7 +60,7 @@ def measure_breakdown(
     ]
     store = PartitionStore(state_dir)
     profiles: dict[str, Profile] = {}
-    due: list[tuple[int, str]] = []  # (due, customer) of every timer a step set
+    timers = ReplayTimers()
     totals: defaultdict[str, float] = defaultdict(float)
     per_schema_s: defaultdict[str, float] = defaultdict(float)
     per_schema_n: Counter[str] = Counter()
@@ -78,10 +78,7 @@ def measure_breakdown(
         before = profiles.get(customer_id)
         profiles[customer_id] = changed[customer_id] = result.profile
         emits.extend(result.emits)
-        known = {t[0] for t in before.get("timers", ())} if before is not None else set()
-        for timer in result.profile.get("timers", ()):
-            if timer[0] not in known:
-                heapq.heappush(due, (timer[0], customer_id))
+        timers.note(customer_id, before, result.profile)
 
     try:
         for start in range(0, len(encoded), size):
@@ -113,8 +110,7 @@ def measure_breakdown(
             emits: list[Emit] = []
             ctx = StepContext(partition=0, input_offsets=dict(offsets))
             for e in events:
-                while due and due[0][0] <= e.ts:
-                    customer_id = heapq.heappop(due)[1]
+                for customer_id in timers.due_by(e.ts):
                     t = pc()
                     fired = engine.on_timers(profiles[customer_id], e.ts, ctx)
                     totals["timers"] += pc() - t

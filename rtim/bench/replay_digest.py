@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import heapq
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 from rtim.bench import print_json
+from rtim.bench.timerheap import ReplayTimers
 from rtim.settings import Settings
 
 __all__ = ["main", "replay_digest"]
@@ -80,7 +80,7 @@ def replay_digest(
     outputs = OutputEncoder(codec)
     profiles: dict[str, Profile] = {}
     changed: dict[str, Profile] = {}
-    due: list[tuple[int, str]] = []  # (due, customer): every timer a step set
+    timers = ReplayTimers()
     offsets: defaultdict[str, int] = defaultdict(int)
     ctx = StepContext(partition=0, input_offsets=offsets)
     digest = hashlib.sha256()
@@ -94,10 +94,7 @@ def replay_digest(
             return
         before = profiles.get(customer_id)
         profiles[customer_id] = changed[customer_id] = result.profile
-        known = {t[0] for t in before.get("timers", ())} if before is not None else set()
-        for timer in result.profile.get("timers", ()):
-            if timer[0] not in known:
-                heapq.heappush(due, (timer[0], customer_id))
+        timers.note(customer_id, before, result.profile)
         for emit in result.emits:
             digest.update(outputs.encode(emit.schema, emit.record))
             by_schema[emit.schema] += 1
@@ -109,8 +106,7 @@ def replay_digest(
         )
         offsets[kind] += 1
         event = make_event(kind, record, offsets[kind])
-        while due and due[0][0] <= event.ts:
-            _when, customer_id = heapq.heappop(due)
+        for customer_id in timers.due_by(event.ts):
             result = engine.on_timers(profiles[customer_id], event.ts, ctx)
             timers_fired += result.applied
             take(customer_id, result)
